@@ -1,0 +1,5 @@
+//! The classic setup's sample: prints a greeting.
+
+fn main() {
+    println!("Hello Pinky!");
+}

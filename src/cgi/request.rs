@@ -1,0 +1,233 @@
+//! An HTTP request as a CGI/1.1 program sees it (RFC 3875): the
+//! meta-variables of section 4.1 and the search-word argv of section 4.4.
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION};
+use http::{HeaderMap, Method, Uri, Version};
+use percent_encoding::percent_decode_str;
+
+/// The value of `SERVER_SOFTWARE`.
+pub const SERVER_SOFTWARE: &str = concat!("wasm-cgi/", env!("CARGO_PKG_VERSION"));
+
+/// The facts about one request that the meta-variables are made of.
+#[derive(Debug, Clone)]
+pub struct CgiRequest<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request target as it was sent.
+    pub uri: &'a Uri,
+    /// The HTTP version of the request.
+    pub version: Version,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// The address the connection was accepted on.
+    pub local_addr: SocketAddr,
+    /// The part of the path that names the program, e.g.
+    /// `/cgi-bin/wasm-run.cgi/hello.wasm`.
+    pub script_name: &'a str,
+    /// The rest of the path, already URL-decoded; empty when there is none.
+    pub path_info: &'a str,
+    /// The request body's length, or `None` when the request has no body.
+    pub body_len: Option<usize>,
+    /// Pass the `Authorization` header as `HTTP_AUTHORIZATION`, for modules
+    /// that check credentials themselves.
+    pub pass_authorization: bool,
+}
+
+impl CgiRequest<'_> {
+    /// The CGI meta-variables: the guest's whole environment.
+    pub fn meta_variables(&self) -> Vec<(String, String)> {
+        let (server_name, server_port) = self.server_name_and_port();
+        let remote_ip = self.remote_addr.ip().to_string();
+        let mut env = vec![
+            ("GATEWAY_INTERFACE".to_owned(), "CGI/1.1".to_owned()),
+            ("SERVER_SOFTWARE".to_owned(), SERVER_SOFTWARE.to_owned()),
+            ("SERVER_NAME".to_owned(), server_name),
+            ("SERVER_PORT".to_owned(), server_port),
+            ("SERVER_PROTOCOL".to_owned(), protocol(self.version).to_owned()),
+            ("REQUEST_METHOD".to_owned(), self.method.as_str().to_owned()),
+            ("SCRIPT_NAME".to_owned(), self.script_name.to_owned()),
+            ("PATH_INFO".to_owned(), self.path_info.to_owned()),
+            ("QUERY_STRING".to_owned(), self.uri.query().unwrap_or("").to_owned()),
+            ("REQUEST_URI".to_owned(), self.request_uri()),
+            ("REMOTE_ADDR".to_owned(), remote_ip.clone()),
+            // No reverse DNS lookup: RFC 3875 4.1.9 allows REMOTE_ADDR here.
+            ("REMOTE_HOST".to_owned(), remote_ip),
+            ("REMOTE_PORT".to_owned(), self.remote_addr.port().to_string()),
+        ];
+        if let Some(len) = self.body_len {
+            env.push(("CONTENT_LENGTH".to_owned(), len.to_string()));
+            if let Some(content_type) = self.headers.get(CONTENT_TYPE) {
+                env.push(("CONTENT_TYPE".to_owned(), lossy(content_type.as_bytes())));
+            }
+        }
+        if let Some((auth_type, user)) = self.headers.get(AUTHORIZATION).map(|v| authorization(v.as_bytes())) {
+            env.push(("AUTH_TYPE".to_owned(), auth_type));
+            if let Some(user) = user {
+                env.push(("REMOTE_USER".to_owned(), user));
+            }
+        }
+        env.extend(self.header_variables());
+        env
+    }
+
+    /// Every request header as `HTTP_NAME`, repeated headers merged.
+    fn header_variables(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for name in self.headers.keys() {
+            let skip = name == CONTENT_TYPE
+                || name == CONTENT_LENGTH
+                || name == PROXY_AUTHORIZATION
+                || (name == AUTHORIZATION && !self.pass_authorization)
+                // `a_b` and `a-b` would both become HTTP_A_B; like Apache,
+                // pass neither spelling that could be forged.
+                || name.as_str().contains('_');
+            if skip {
+                continue;
+            }
+            let separator = if name == COOKIE { "; " } else { ", " };
+            let value = self
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| lossy(v.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(separator);
+            let var = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
+            vars.push((var, value));
+        }
+        vars
+    }
+
+    /// `SERVER_NAME` and `SERVER_PORT`: from the `Host` header (or an
+    /// absolute request target) when present, else the bound address.
+    fn server_name_and_port(&self) -> (String, String) {
+        let local_port = self.local_addr.port().to_string();
+        let authority = self
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| self.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+        match authority.as_deref().and_then(split_host_port) {
+            Some((host, port)) => (host.to_owned(), port.map_or(local_port, str::to_owned)),
+            None => (self.local_addr.ip().to_string(), local_port),
+        }
+    }
+
+    /// The request target as sent, in origin form.
+    fn request_uri(&self) -> String {
+        self.uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+    }
+}
+
+/// Splits `host[:port]` (with `[v6]` literals); `None` if it is empty or malformed.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    let authority = authority.rsplit('@').next()?;
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = port.filter(|p| !p.is_empty());
+    if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return None;
+    }
+    Some((host, port))
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// `AUTH_TYPE` and, for Basic, the user name it carries (not verified).
+fn authorization(value: &[u8]) -> (String, Option<String>) {
+    let value = lossy(value);
+    let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let user = scheme
+        .eq_ignore_ascii_case("basic")
+        .then(|| base64::engine::general_purpose::STANDARD.decode(credentials.trim()).ok())
+        .flatten()
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .map(|pair| pair.split_once(':').map_or(pair.clone(), |(user, _)| user.to_owned()));
+    (scheme.to_owned(), user)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The search words of a query string (RFC 3875 4.4): when the query has no
+/// unencoded `=`, it is split on `+` and each word URL-decoded. Returns no
+/// words when the query is not a search string, or when a word can't be
+/// represented as an argument (not UTF-8, or holding a NUL).
+pub fn search_words(query: &str) -> Vec<String> {
+    if query.is_empty() || query.contains('=') {
+        return Vec::new();
+    }
+    let words: Option<Vec<String>> = query
+        .split('+')
+        .map(|word| {
+            let decoded = percent_decode_str(word).decode_utf8().ok()?;
+            (!word.is_empty() && !decoded.contains('\0')).then(|| decoded.into_owned())
+        })
+        .collect();
+    words.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_words_split_on_plus_and_decode() {
+        assert_eq!(search_words("a+b%20c"), ["a", "b c"]);
+        assert_eq!(search_words("caf%C3%A9"), ["café"]);
+        assert_eq!(search_words("%3D"), ["="]);
+    }
+
+    #[test]
+    fn queries_with_an_unencoded_equals_sign_give_no_words() {
+        assert!(search_words("a=b").is_empty());
+        assert!(search_words("x+a=b").is_empty());
+        assert!(search_words("").is_empty());
+    }
+
+    #[test]
+    fn unrepresentable_words_drop_every_argument() {
+        assert!(search_words("ok+%FF").is_empty());
+        assert!(search_words("ok+%00").is_empty());
+        assert!(search_words("a++b").is_empty());
+    }
+
+    #[test]
+    fn host_and_port_are_split_for_names_and_ipv6_literals() {
+        assert_eq!(split_host_port("example.com:8080"), Some(("example.com", Some("8080"))));
+        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
+        assert_eq!(split_host_port("[::1]:81"), Some(("::1", Some("81"))));
+        assert_eq!(split_host_port("host:notaport"), None);
+        assert_eq!(split_host_port(""), None);
+    }
+
+    #[test]
+    fn basic_authorization_gives_the_user_name() {
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("pinky:brain"));
+        assert_eq!(authorization(header.as_bytes()), ("Basic".into(), Some("pinky".into())));
+        assert_eq!(authorization(b"Bearer abc"), ("Bearer".into(), None));
+    }
+}

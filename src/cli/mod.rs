@@ -1,0 +1,50 @@
+//! The `wasm-cgi` command line: one file per subcommand, each a clap struct
+//! with an `execute` method; shared flags live in [`limits`].
+
+pub mod limits;
+pub mod run;
+pub mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Serve WebAssembly (WASI) programs as CGI endpoints over HTTP.
+#[derive(Parser, Debug)]
+#[command(name = "wasm-cgi", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(serve::ServeCommand),
+    /// Run one module once from the shell, like `wasmtime run`.
+    Run(run::RunCommand),
+}
+
+impl Command {
+    /// Runs the subcommand; the exit code the process should end with.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Serve(command) => command.execute(),
+            Command::Run(command) => command.execute(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,259 @@
+//! `wasm-cgi serve`: resolve flags and environment into settings, load the
+//! modules, bind, and serve until SIGTERM or SIGINT.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use super::limits::LimitFlags;
+use crate::cgi::Mode;
+use crate::limits::{Limits, parse_duration};
+use crate::logging::{self, LogFormat};
+use crate::modules::ModuleRegistry;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::server::{self, AppState};
+
+/// The address served when neither `--listen`, `LISTEN` nor `PORT` says otherwise.
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// Run the HTTP server. Flags override environment variables, which override
+/// the defaults.
+#[derive(clap::Args, Debug)]
+pub struct ServeCommand {
+    /// Address to listen on, IP:PORT; port 0 picks a free port. Without it,
+    /// PORT=N means 0.0.0.0:N [default: 0.0.0.0:8080]
+    #[arg(long, env = "LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Folder of .wasm modules [default: $INSTALL_DIR/www/cgi-bin/modules,
+    /// else ./modules if it exists, else the built-in examples]
+    #[arg(long, env = "WASM_DIR", value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Folder of static files [default: $INSTALL_DIR/www if INSTALL_DIR is set]
+    #[arg(long, value_name = "DIR")]
+    pub www: Option<PathBuf>,
+    /// How module output becomes the response [default: simple]
+    #[arg(long, env = "MODE", value_enum)]
+    pub mode: Option<Mode>,
+    /// Limits for every request.
+    #[command(flatten)]
+    pub limits: LimitFlags,
+    /// How long requests in flight may finish after SIGTERM
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub shutdown_grace: Duration,
+    /// Log line format (logs go to stderr)
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+/// Where the modules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Every `.wasm` in this folder.
+    Folder(PathBuf),
+    /// The examples built into the binary.
+    Examples,
+}
+
+/// `serve`'s settings, resolved and checked before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// The address to bind.
+    pub listen: SocketAddr,
+    /// The modules to serve.
+    pub modules: ModuleSource,
+    /// The static files folder, if any.
+    pub www: Option<PathBuf>,
+    /// The default response mode.
+    pub mode: Mode,
+    /// The default limits.
+    pub limits: Limits,
+    /// How long requests in flight may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeCommand {
+    /// Resolves the settings: `env` reads the variables that clap does not
+    /// (`PORT`, `INSTALL_DIR`), `cwd` is where `./modules` is looked for.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>, cwd: &Path) -> anyhow::Result<ServeSettings> {
+        let install_dir = env("INSTALL_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from);
+        let listen = match (self.listen, env("PORT").filter(|port| !port.is_empty())) {
+            (Some(listen), _) => listen,
+            (None, Some(port)) => {
+                let port: u16 = port.parse().with_context(|| format!("PORT={port:?} is not a port number"))?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => DEFAULT_LISTEN.parse().expect("valid default address"),
+        };
+        let modules = match (&self.modules, &install_dir) {
+            (Some(dir), _) => ModuleSource::Folder(dir.clone()),
+            (None, Some(install)) => ModuleSource::Folder(install.join("www/cgi-bin/modules")),
+            (None, None) if cwd.join("modules").is_dir() => ModuleSource::Folder(cwd.join("modules")),
+            (None, None) => ModuleSource::Examples,
+        };
+        if let ModuleSource::Folder(dir) = &modules {
+            anyhow::ensure!(dir.is_dir(), "the modules folder {} does not exist", dir.display());
+        }
+        let www = self.www.clone().or_else(|| install_dir.map(|dir| dir.join("www")));
+        if let Some(dir) = &www {
+            anyhow::ensure!(dir.is_dir(), "the static files folder {} does not exist", dir.display());
+        }
+        Ok(ServeSettings {
+            listen,
+            modules,
+            www,
+            mode: self.mode.unwrap_or_default(),
+            limits: self.limits.apply(Limits::default()),
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+
+    /// Runs the server until SIGTERM or SIGINT.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        logging::init(self.log_format, "info");
+        let cwd = std::env::current_dir().context("failed to read the current directory")?;
+        let settings = self.resolve(|name| std::env::var(name).ok(), &cwd)?;
+        let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        runtime.block_on(serve(settings))?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let runtime = Runtime::new(RuntimeOptions {
+        fuel_metering: settings.limits.fuel.is_some(),
+    })?;
+    let modules = match &settings.modules {
+        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(&runtime, dir).await?,
+        ModuleSource::Examples => ModuleRegistry::examples(&runtime)?,
+    };
+    tracing::info!(
+        modules = modules.names().len(),
+        source = ?settings.modules,
+        mode = ?settings.mode,
+        limits = ?settings.limits,
+        "modules loaded"
+    );
+    let state = Arc::new(AppState::new(runtime, modules, settings.www, settings.mode, settings.limits));
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    // The one line on stdout: scripts and tests read the bound port from it.
+    println!("listening on http://{bound}");
+    std::io::stdout().flush()?;
+    server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_command(args: &[&str]) -> ServeCommand {
+        let mut argv = vec!["wasm-cgi", "serve"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(command) => command,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    fn env_from(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn no_flags_and_no_folders_serve_the_examples_on_8080() {
+        let empty = tempfile::tempdir().unwrap();
+        let settings = serve_command(&[]).resolve(env_from(&[]), empty.path()).unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(settings.modules, ModuleSource::Examples);
+        assert_eq!(settings.www, None);
+        assert_eq!(settings.mode, Mode::Simple);
+    }
+
+    #[test]
+    fn port_and_install_dir_set_address_and_folders() {
+        let install = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(install.path().join("www/cgi-bin/modules")).unwrap();
+        let install_dir = install.path().to_str().unwrap();
+        let settings = serve_command(&[])
+            .resolve(env_from(&[("PORT", "9090"), ("INSTALL_DIR", install_dir)]), install.path())
+            .unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(settings.modules, ModuleSource::Folder(install.path().join("www/cgi-bin/modules")));
+        assert_eq!(settings.www, Some(install.path().join("www")));
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().to_str().unwrap();
+        let settings = serve_command(&["--listen", "127.0.0.1:0", "--modules", modules, "--mode", "cgi"])
+            .resolve(env_from(&[("PORT", "9090"), ("INSTALL_DIR", "/nonexistent")]), dir.path())
+            .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(settings.modules, ModuleSource::Folder(dir.path().to_path_buf()));
+        assert_eq!(settings.mode, Mode::Cgi);
+    }
+
+    #[test]
+    fn a_modules_folder_in_the_working_directory_is_used() {
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::create_dir(cwd.path().join("modules")).unwrap();
+        let settings = serve_command(&[]).resolve(env_from(&[]), cwd.path()).unwrap();
+        assert_eq!(settings.modules, ModuleSource::Folder(cwd.path().join("modules")));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_fix() {
+        let cwd = tempfile::tempdir().unwrap();
+        let error = serve_command(&["--modules", "/nonexistent/modules"])
+            .resolve(env_from(&[]), cwd.path())
+            .unwrap_err();
+        assert!(error.to_string().contains("does not exist"), "{error}");
+        let error = serve_command(&[]).resolve(env_from(&[("PORT", "http")]), cwd.path()).unwrap_err();
+        assert!(error.to_string().contains("PORT"), "{error}");
+    }
+
+    #[test]
+    fn limit_flags_override_the_defaults() {
+        let cwd = tempfile::tempdir().unwrap();
+        let settings = serve_command(&["--timeout", "2s", "--max-memory", "64MiB", "--max-body", "1MiB"])
+            .resolve(env_from(&[]), cwd.path())
+            .unwrap();
+        assert_eq!(settings.limits.timeout, Duration::from_secs(2));
+        assert_eq!(settings.limits.max_memory.0, 64 << 20);
+        assert_eq!(settings.limits.max_body.0, 1 << 20);
+    }
+}

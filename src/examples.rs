@@ -1,0 +1,34 @@
+//! The example modules built into the binary (from `guests/examples`), served
+//! when no modules folder is configured so a fresh install answers at once.
+
+use crate::cgi::Mode;
+
+/// One built-in example module.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    /// File name it is served under.
+    pub name: &'static str,
+    /// How its output is read: each example declares the mode it is written for.
+    pub mode: Mode,
+    /// One line saying what it shows.
+    pub about: &'static str,
+    /// The compiled module.
+    pub wasm: &'static [u8],
+}
+
+macro_rules! example {
+    ($name:literal, $mode:expr, $about:literal) => {
+        Example {
+            name: concat!($name, ".wasm"),
+            mode: $mode,
+            about: $about,
+            wasm: include_bytes!(concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/", $name, ".wasm")),
+        }
+    };
+}
+
+/// Every built-in example.
+pub const EXAMPLES: &[Example] = &[
+    example!("hello", Mode::Simple, "prints Hello Pinky!, as the classic image's sample"),
+    example!("form", Mode::Cgi, "an HTML form that posts to itself and shows the CGI variables"),
+];

@@ -1,0 +1,110 @@
+//! Resource limits for running a module: what each one bounds, its default,
+//! and how sizes (`512KiB`, `1MiB`) and durations (`500ms`, `2s`) are written.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A size in bytes, written `512KiB`, `1MiB`, `2GiB`, `1MB` or plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_size::parse_size(text.trim())
+            .map(ByteSize)
+            .map_err(|e| format!("invalid size {text:?} ({e}); write e.g. 512KiB, 16MiB or 1048576"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        for (unit, size) in UNITS {
+            if self.0 >= size && self.0.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+/// Parses a duration written `500ms`, `2s`, `1m` or `1m 30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 500ms, 2s or 1m"))
+}
+
+/// The limits one request runs under. Every route starts from the server's
+/// defaults and may override any of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time from instantiation to the module's exit. Past it the
+    /// instance is stopped and the client gets 504.
+    pub timeout: Duration,
+    /// Linear memory one instance may grow to. A module that asks for more
+    /// sees `memory.grow` fail, and usually traps (500).
+    pub max_memory: ByteSize,
+    /// Instruction budget (Wasmtime fuel units). `None`: not metered, which
+    /// keeps the faster epoch-only code.
+    pub fuel: Option<u64>,
+    /// Largest request body accepted; larger bodies get 413 before the module
+    /// starts.
+    pub max_body: ByteSize,
+    /// Largest response body a module may write; past it the response is
+    /// aborted and the instance stopped.
+    pub max_output: ByteSize,
+    /// Instances running at once. As many requests again may wait for a slot,
+    /// each at most `queue_timeout`, before getting 503.
+    pub max_concurrency: usize,
+    /// How long a request waits for a free instance slot before getting 503.
+    pub queue_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            timeout: Duration::from_secs(30),
+            max_memory: ByteSize(128 << 20),
+            fuel: None,
+            max_body: ByteSize(16 << 20),
+            max_output: ByteSize(64 << 20),
+            max_concurrency: 2 * cores * 32,
+            queue_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_units_and_plain_bytes() {
+        assert_eq!("512KiB".parse(), Ok(ByteSize(512 * 1024)));
+        assert_eq!("1MiB".parse(), Ok(ByteSize(1 << 20)));
+        assert_eq!("2GiB".parse(), Ok(ByteSize(2 << 30)));
+        assert_eq!("1MB".parse(), Ok(ByteSize(1_000_000)));
+        assert_eq!("4096".parse(), Ok(ByteSize(4096)));
+        assert!("lots".parse::<ByteSize>().is_err());
+        assert!("-1MiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn sizes_display_in_the_largest_exact_unit() {
+        assert_eq!(ByteSize(128 << 20).to_string(), "128MiB");
+        assert_eq!(ByteSize(1536).to_string(), "1536B");
+        assert_eq!(ByteSize(3 << 10).to_string(), "3KiB");
+    }
+
+    #[test]
+    fn durations_accept_common_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! Admission control: at most `max-concurrency` instances run at once, as
+//! many requests again may wait a short while for a slot, and the rest are
+//! refused at once (503) instead of piling up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The instance slots and the queue in front of them.
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    /// Requests waiting for a slot; tokio's semaphore doesn't count them.
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    queue_timeout: Duration,
+}
+
+/// No slot could be had: the queue was full or the wait timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded;
+
+impl Admission {
+    /// `max_concurrency` slots and a queue of the same size whose requests
+    /// wait at most `queue_timeout`.
+    pub fn new(max_concurrency: usize, queue_timeout: Duration) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_concurrency)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: max_concurrency,
+            queue_timeout,
+        }
+    }
+
+    /// A slot, held until the permit is dropped.
+    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, Overloaded> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Overloaded);
+        }
+        let waited = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Overloaded),
+        }
+    }
+
+    /// Instances running now.
+    pub fn in_flight(&self, max_concurrency: usize) -> usize {
+        max_concurrency - self.slots.available_permits()
+    }
+
+    /// Requests waiting for a slot now.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_holds_as_many_as_the_slots_then_refuses() {
+        let admission = Arc::new(Admission::new(1, Duration::from_millis(200)));
+        let held = admission.acquire().await.unwrap();
+        let waiter = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(admission.queued(), 1);
+        assert_eq!(admission.acquire().await.unwrap_err(), Overloaded);
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_wait_past_the_queue_timeout_is_refused() {
+        let admission = Admission::new(1, Duration::from_millis(30));
+        let _held = admission.acquire().await.unwrap();
+        assert_eq!(admission.acquire().await.unwrap_err(), Overloaded);
+        assert_eq!(admission.queued(), 0);
+    }
+}

@@ -1,0 +1,97 @@
+//! Every error a client can get: one status and one short plain-text body
+//! each. Internal details never reach the client; the body names the request
+//! id so an operator can find them in the log.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use super::ResponseBody;
+
+/// A request that ends in an error response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// 400: the request names no module, or a name that is not a plain file name.
+    BadRequest(&'static str),
+    /// 404: no such module, route or file.
+    NotFound,
+    /// 405: static files answer only GET and HEAD.
+    MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 413: the request body is larger than `max-body`.
+    PayloadTooLarge,
+    /// 500: the module trapped or exited non-zero before sending a response,
+    /// or the server failed to set the run up.
+    ModuleFailed,
+    /// 500: internal redirects went round more than the hop limit.
+    TooManyRedirects,
+    /// 502: `cgi` mode and the module's output is not a valid CGI response.
+    BadGateway(String),
+    /// 503: every instance slot is busy and the queue is full.
+    Overloaded,
+    /// 504: the module ran past its timeout.
+    GatewayTimeout,
+}
+
+impl HttpError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::ModuleFailed | HttpError::TooManyRedirects => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            HttpError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The response for this error, mentioning `request_id` where the
+    /// details are in the log.
+    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
+        let status = self.status();
+        let text = match self {
+            HttpError::BadRequest(why) => format!("bad request: {why}"),
+            HttpError::NotFound => "not found".to_owned(),
+            HttpError::MethodNotAllowed => "method not allowed".to_owned(),
+            HttpError::RequestTimeout => "the request body did not arrive in time".to_owned(),
+            HttpError::PayloadTooLarge => "the request body is larger than this endpoint accepts".to_owned(),
+            HttpError::ModuleFailed => format!("internal error: the module failed (request id {request_id})"),
+            HttpError::TooManyRedirects => {
+                format!("internal error: too many internal redirects (request id {request_id})")
+            }
+            HttpError::BadGateway(why) => {
+                format!("bad gateway: the module's output is not a valid CGI response: {why} (request id {request_id})")
+            }
+            HttpError::Overloaded => "server busy: too many requests in flight, retry shortly".to_owned(),
+            HttpError::GatewayTimeout => {
+                format!("gateway timeout: the module ran past its time limit (request id {request_id})")
+            }
+        };
+        let mut response = plain_text(status, format!("{text}\n"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// A complete `text/plain` response.
+pub fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// A complete body from bytes.
+pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}

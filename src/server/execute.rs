@@ -1,0 +1,141 @@
+//! Runs a module for one request: reads the body within `max-body`, builds
+//! the CGI environment and argv, waits for an instance slot, starts the
+//! guest, and hands its output to [`respond`](super::respond).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+
+use super::error::HttpError;
+use super::guest_run::GuestRun;
+use super::respond::{Reply, ResponsePlan, respond};
+use super::{AppState, Connection, RequestBody, ResponseBody};
+use crate::cgi::Mode;
+use crate::cgi::request::{CgiRequest, search_words};
+use crate::limits::Limits;
+use crate::runtime::{Invocation, Program};
+
+/// How long a client may take to send the whole request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A module chosen to answer a request, and how.
+pub struct Endpoint {
+    /// The module.
+    pub program: Arc<Program>,
+    /// `SCRIPT_NAME`.
+    pub script_name: String,
+    /// `PATH_INFO`, decoded.
+    pub path_info: String,
+    /// How its output is read.
+    pub mode: Mode,
+    /// The limits it runs under.
+    pub limits: Limits,
+}
+
+/// What a request leads to.
+pub enum Next {
+    /// Send this response.
+    Response(Response<ResponseBody>),
+    /// Serve this request instead (an internal redirect).
+    Redirect(Request<RequestBody>),
+}
+
+/// Runs `endpoint` for `request`.
+pub async fn execute(
+    state: &AppState,
+    request: Request<RequestBody>,
+    connection: &Connection,
+    endpoint: Endpoint,
+    request_id: &Arc<str>,
+) -> Result<Next, HttpError> {
+    let (parts, body) = request.into_parts();
+    let limits = endpoint.limits;
+    let body = read_body(body, &parts.headers, limits.max_body.0).await?;
+
+    let cgi = CgiRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        version: parts.version,
+        headers: &parts.headers,
+        remote_addr: connection.remote,
+        local_addr: connection.local,
+        script_name: &endpoint.script_name,
+        path_info: &endpoint.path_info,
+        body_len: body.as_ref().map(Bytes::len),
+        pass_authorization: false,
+    };
+    let mut args = vec![endpoint.program.name().to_string()];
+    args.extend(search_words(parts.uri.query().unwrap_or("")));
+    let plan = ResponsePlan {
+        mode: endpoint.mode,
+        head_only: parts.method == Method::HEAD,
+        max_output: limits.max_output.0,
+        request_id: request_id.clone(),
+    };
+    let invocation = Invocation {
+        args,
+        env: cgi.meta_variables(),
+        limits,
+        ..Invocation::default()
+    };
+
+    let permit = state.admission.acquire().await.map_err(|_| HttpError::Overloaded)?;
+    let run = GuestRun::start(
+        endpoint.program,
+        invocation,
+        body.unwrap_or_default(),
+        permit,
+        request_id.clone(),
+    );
+    match respond(run, plan).await? {
+        Reply::Response(response) => Ok(Next::Response(response)),
+        Reply::Redirect(target) => redirected(&parts, &target).map(Next::Redirect),
+    }
+}
+
+/// The request an internal redirect to `target` makes: a GET without a body,
+/// with the original request's other headers (RFC 3875 6.2.2).
+fn redirected(original: &http::request::Parts, target: &str) -> Result<Request<RequestBody>, HttpError> {
+    let uri: Uri = target
+        .parse()
+        .map_err(|_| HttpError::BadGateway("the Location path is not a valid URI path".to_owned()))?;
+    let mut request = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = uri;
+    *request.version_mut() = original.version;
+    *request.headers_mut() = original.headers.clone();
+    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+        request.headers_mut().remove(name);
+    }
+    Ok(request)
+}
+
+/// The whole request body, or `None` when the request has none. Bodies over
+/// `max_body` are refused (413) before the module starts: at once when the
+/// declared length is too large, else as soon as the count passes it.
+async fn read_body(body: RequestBody, headers: &HeaderMap, max_body: u64) -> Result<Option<Bytes>, HttpError> {
+    let declared_len = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_body = declared_len.is_some() || headers.contains_key(TRANSFER_ENCODING);
+    if !has_body {
+        return Ok(None);
+    }
+    if declared_len.is_some_and(|len| len > max_body) {
+        return Err(HttpError::PayloadTooLarge);
+    }
+    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| HttpError::RequestTimeout)?;
+    match collected {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(error) if error.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge),
+        Err(_) => Err(HttpError::BadRequest("the request body could not be read")),
+    }
+}

@@ -1,0 +1,211 @@
+//! One module run on behalf of a request: the spawned instance, its stdout
+//! as a stream of chunks, and the response body that streams them to the
+//! client. Dropping either stops the instance (client gone, error sent).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::BoxError;
+use crate::runtime::{Exit, Input, Invocation, Output, Program, StderrLog, Stdio, output_channel};
+
+/// Chunks of stdout buffered between the guest and the client: past this the
+/// guest waits (backpressure) instead of the server buffering.
+const STDOUT_CHUNKS: usize = 16;
+
+/// Bytes of module stderr logged per request; the rest is dropped.
+const STDERR_CAP: usize = 64 * 1024;
+
+/// What a run produces next.
+#[derive(Debug)]
+pub enum Event {
+    /// A piece of stdout.
+    Chunk(Bytes),
+    /// The guest is gone: how it ended, or `None` if the host failed to run
+    /// it (logged).
+    Done(Option<Exit>),
+}
+
+/// A module instance running in its own task for one request.
+pub struct GuestRun {
+    stdout: mpsc::Receiver<Bytes>,
+    done: oneshot::Receiver<Option<Exit>>,
+    /// How the run ended, once known; asked again, `next` repeats it.
+    ended: Option<Option<Exit>>,
+    task: JoinHandle<()>,
+}
+
+impl GuestRun {
+    /// Spawns `program` with `invocation`; the instance slot `permit` is
+    /// released as soon as the guest ends.
+    pub fn start(
+        program: Arc<Program>,
+        mut invocation: Invocation,
+        stdin: Bytes,
+        permit: OwnedSemaphorePermit,
+        request_id: Arc<str>,
+    ) -> Self {
+        let (sender, stdout) = output_channel(STDOUT_CHUNKS);
+        let (done_tx, done) = oneshot::channel();
+        invocation.stdin = Input::Bytes(stdin);
+        let stdio = Stdio {
+            stdout: Output::Channel(sender),
+            stderr: Output::Log(StderrLog::new(program.name().clone(), request_id.clone(), STDERR_CAP)),
+        };
+        let task = tokio::spawn(async move {
+            let result = program.run(invocation, stdio).await;
+            drop(permit);
+            let exit = match result {
+                Ok(outcome) => {
+                    let usage = &outcome.usage;
+                    if outcome.exit.is_success() {
+                        tracing::debug!(module = %program.name(), %request_id, wall_us = usage.wall_time.as_micros() as u64, "module finished");
+                    } else {
+                        tracing::warn!(
+                            module = %program.name(),
+                            %request_id,
+                            wall_ms = usage.wall_time.as_millis() as u64,
+                            fuel = usage.fuel_consumed,
+                            peak_memory = usage.peak_memory,
+                            "module {}", outcome.exit
+                        );
+                    }
+                    Some(outcome.exit)
+                }
+                Err(error) => {
+                    tracing::error!(module = %program.name(), %request_id, "failed to run the module: {error:#}");
+                    None
+                }
+            };
+            let _ = done_tx.send(exit);
+        });
+        Self {
+            stdout,
+            done,
+            ended: None,
+            task,
+        }
+    }
+
+    /// The next piece of output, or how the run ended once all output is read.
+    pub async fn next(&mut self) -> Event {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        if let Some(exit) = &self.ended {
+            return Poll::Ready(Event::Done(exit.clone()));
+        }
+        if let Some(chunk) = ready!(self.stdout.poll_recv(cx)) {
+            return Poll::Ready(Event::Chunk(chunk));
+        }
+        // stdout closes when the store is dropped; the outcome follows.
+        let exit = ready!(Pin::new(&mut self.done).poll(cx)).unwrap_or(None);
+        self.ended = Some(exit.clone());
+        Poll::Ready(Event::Done(exit))
+    }
+}
+
+impl Drop for GuestRun {
+    fn drop(&mut self) {
+        // The client is gone or got its response: stop the instance.
+        self.task.abort();
+    }
+}
+
+/// A streamed response body: what was buffered before the head was sent,
+/// then the rest of the guest's stdout, cut at `max-output`. If the guest
+/// fails or overruns, the body ends in an error so the client sees an
+/// incomplete response (no final chunk).
+pub struct GuestBody {
+    run: GuestRun,
+    prefix: Option<Bytes>,
+    /// Body bytes still allowed by `max-output`.
+    remaining: u64,
+    state: BodyState,
+    request_id: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Streaming,
+    /// The last allowed bytes went out; the next frame is the error.
+    OverLimit,
+    Ended,
+}
+
+impl GuestBody {
+    /// A body sending `prefix` and then the rest of `run`'s stdout.
+    pub fn new(run: GuestRun, prefix: Bytes, max_output: u64, request_id: Arc<str>) -> Self {
+        Self {
+            run,
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            remaining: max_output,
+            state: BodyState::Streaming,
+            request_id,
+        }
+    }
+
+    /// Passes `chunk` on, cut to what `max-output` still allows.
+    fn take(&mut self, mut chunk: Bytes) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if chunk.len() as u64 <= self.remaining {
+            self.remaining -= chunk.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        chunk.truncate(self.remaining as usize);
+        self.remaining = 0;
+        self.prefix = None;
+        self.run.task.abort();
+        tracing::warn!(request_id = %self.request_id, "module output over max-output; response cut and instance stopped");
+        if chunk.is_empty() {
+            self.fail("module output over max-output")
+        } else {
+            self.state = BodyState::OverLimit;
+            Poll::Ready(Some(Ok(Frame::data(chunk))))
+        }
+    }
+
+    fn fail(&mut self, why: &'static str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state = BodyState::Ended;
+        Poll::Ready(Some(Err(why.into())))
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(prefix) = this.prefix.take() {
+            return this.take(prefix);
+        }
+        match this.state {
+            BodyState::Ended => return Poll::Ready(None),
+            BodyState::OverLimit => return this.fail("module output over max-output"),
+            BodyState::Streaming => {}
+        }
+        match ready!(this.run.poll_next(cx)) {
+            Event::Chunk(chunk) => this.take(chunk),
+            Event::Done(Some(exit)) if exit.is_success() => {
+                this.state = BodyState::Ended;
+                Poll::Ready(None)
+            }
+            Event::Done(_) => this.fail("the module failed after the response had started"),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == BodyState::Ended && self.prefix.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
