@@ -19,13 +19,30 @@ pub fn build(guests_dir: &Path, package: &str) -> PathBuf {
     let target_dir = out_dir.join("guest-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
-    println!("cargo:rerun-if-changed={}", guests_dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guests_dir.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", guests_dir.join(package_dir(package)).display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests_dir.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests_dir.join(package_dir(package)).display()
+    );
 
     let status = Command::new(cargo)
         .current_dir(guests_dir)
-        .args(["build", "--release", "--locked", "--target", TARGET, "--package", package])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            TARGET,
+            "--package",
+            package,
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -52,7 +69,10 @@ fn package_dir(package: &str) -> &str {
 /// The binary names of `package`: one per file in its `src/bin`.
 #[allow(dead_code)] // only the test-artifacts build script lists binaries
 pub fn binaries(guests_dir: &Path, package: &str) -> Vec<String> {
-    let bin_dir = guests_dir.join(package_dir(package)).join("src").join("bin");
+    let bin_dir = guests_dir
+        .join(package_dir(package))
+        .join("src")
+        .join("bin");
     let mut names: Vec<String> = std::fs::read_dir(&bin_dir)
         .unwrap_or_else(|e| panic!("failed to list {}: {e}", bin_dir.display()))
         .filter_map(|entry| {

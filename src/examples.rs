@@ -29,6 +29,14 @@ macro_rules! example {
 
 /// Every built-in example.
 pub const EXAMPLES: &[Example] = &[
-    example!("hello", Mode::Simple, "prints Hello Pinky!, as the classic image's sample"),
-    example!("form", Mode::Cgi, "an HTML form that posts to itself and shows the CGI variables"),
+    example!(
+        "hello",
+        Mode::Simple,
+        "prints Hello Pinky!, as the classic image's sample"
+    ),
+    example!(
+        "form",
+        Mode::Cgi,
+        "an HTML form that posts to itself and shows the CGI variables"
+    ),
 ];

@@ -15,7 +15,9 @@ impl FromStr for ByteSize {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         parse_size::parse_size(text.trim())
             .map(ByteSize)
-            .map_err(|e| format!("invalid size {text:?} ({e}); write e.g. 512KiB, 16MiB or 1048576"))
+            .map_err(|e| {
+                format!("invalid size {text:?} ({e}); write e.g. 512KiB, 16MiB or 1048576")
+            })
     }
 }
 

@@ -55,7 +55,9 @@ impl ModuleRegistry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<ModuleEntry>>> {
-        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The built-in example modules.
@@ -94,7 +96,8 @@ impl ModuleRegistry {
 
         let registry = Self::default();
         for task in tasks {
-            let (name, loaded, elapsed) = task.await.context("a module compilation task panicked")?;
+            let (name, loaded, elapsed) =
+                task.await.context("a module compilation task panicked")?;
             match loaded {
                 Ok(program) => {
                     tracing::info!(module = %name, compile_ms = elapsed.as_millis() as u64, "module loaded");
@@ -113,10 +116,12 @@ impl ModuleRegistry {
 
 /// The module files in `dir`, by name.
 fn module_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
+        let entry = entry
+            .with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };

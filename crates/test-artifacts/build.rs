@@ -16,8 +16,17 @@ fn main() {
     for name in guests::binaries(&guests_dir, package) {
         let path = wasm_dir.join(format!("{name}.wasm"));
         let konst = name.to_uppercase().replace('-', "_");
-        writeln!(code, "/// `{name}.wasm`, built from `guests/test-programs/src/bin/{name}.rs`.").unwrap();
-        writeln!(code, "pub const {konst}: &str = {:?};", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "/// `{name}.wasm`, built from `guests/test-programs/src/bin/{name}.rs`."
+        )
+        .unwrap();
+        writeln!(
+            code,
+            "pub const {konst}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("programs.rs");
     std::fs::write(out, code).unwrap();

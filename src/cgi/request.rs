@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use base64::Engine as _;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION};
+use http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION,
+};
 use http::{HeaderMap, Method, Uri, Version};
 use percent_encoding::percent_decode_str;
 
@@ -48,16 +50,25 @@ impl CgiRequest<'_> {
             ("SERVER_SOFTWARE".to_owned(), SERVER_SOFTWARE.to_owned()),
             ("SERVER_NAME".to_owned(), server_name),
             ("SERVER_PORT".to_owned(), server_port),
-            ("SERVER_PROTOCOL".to_owned(), protocol(self.version).to_owned()),
+            (
+                "SERVER_PROTOCOL".to_owned(),
+                protocol(self.version).to_owned(),
+            ),
             ("REQUEST_METHOD".to_owned(), self.method.as_str().to_owned()),
             ("SCRIPT_NAME".to_owned(), self.script_name.to_owned()),
             ("PATH_INFO".to_owned(), self.path_info.to_owned()),
-            ("QUERY_STRING".to_owned(), self.uri.query().unwrap_or("").to_owned()),
+            (
+                "QUERY_STRING".to_owned(),
+                self.uri.query().unwrap_or("").to_owned(),
+            ),
             ("REQUEST_URI".to_owned(), self.request_uri()),
             ("REMOTE_ADDR".to_owned(), remote_ip.clone()),
             // No reverse DNS lookup: RFC 3875 4.1.9 allows REMOTE_ADDR here.
             ("REMOTE_HOST".to_owned(), remote_ip),
-            ("REMOTE_PORT".to_owned(), self.remote_addr.port().to_string()),
+            (
+                "REMOTE_PORT".to_owned(),
+                self.remote_addr.port().to_string(),
+            ),
         ];
         if let Some(len) = self.body_len {
             env.push(("CONTENT_LENGTH".to_owned(), len.to_string()));
@@ -65,7 +76,11 @@ impl CgiRequest<'_> {
                 env.push(("CONTENT_TYPE".to_owned(), lossy(content_type.as_bytes())));
             }
         }
-        if let Some((auth_type, user)) = self.headers.get(AUTHORIZATION).map(|v| authorization(v.as_bytes())) {
+        if let Some((auth_type, user)) = self
+            .headers
+            .get(AUTHORIZATION)
+            .map(|v| authorization(v.as_bytes()))
+        {
             env.push(("AUTH_TYPE".to_owned(), auth_type));
             if let Some(user) = user {
                 env.push(("REMOTE_USER".to_owned(), user));
@@ -97,7 +112,10 @@ impl CgiRequest<'_> {
                 .map(|v| lossy(v.as_bytes()))
                 .collect::<Vec<_>>()
                 .join(separator);
-            let var = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
+            let var = format!(
+                "HTTP_{}",
+                name.as_str().to_ascii_uppercase().replace('-', "_")
+            );
             vars.push((var, value));
         }
         vars
@@ -111,7 +129,12 @@ impl CgiRequest<'_> {
             .uri
             .authority()
             .map(|a| a.as_str().to_owned())
-            .or_else(|| self.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+            .or_else(|| {
+                self.headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
         match authority.as_deref().and_then(split_host_port) {
             Some((host, port)) => (host.to_owned(), port.map_or(local_port, str::to_owned)),
             None => (self.local_addr.ip().to_string(), local_port),
@@ -161,10 +184,17 @@ fn authorization(value: &[u8]) -> (String, Option<String>) {
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let user = scheme
         .eq_ignore_ascii_case("basic")
-        .then(|| base64::engine::general_purpose::STANDARD.decode(credentials.trim()).ok())
+        .then(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode(credentials.trim())
+                .ok()
+        })
         .flatten()
         .and_then(|decoded| String::from_utf8(decoded).ok())
-        .map(|pair| pair.split_once(':').map_or(pair.clone(), |(user, _)| user.to_owned()));
+        .map(|pair| {
+            pair.split_once(':')
+                .map_or(pair.clone(), |(user, _)| user.to_owned())
+        });
     (scheme.to_owned(), user)
 }
 
@@ -217,7 +247,10 @@ mod tests {
 
     #[test]
     fn host_and_port_are_split_for_names_and_ipv6_literals() {
-        assert_eq!(split_host_port("example.com:8080"), Some(("example.com", Some("8080"))));
+        assert_eq!(
+            split_host_port("example.com:8080"),
+            Some(("example.com", Some("8080")))
+        );
         assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
         assert_eq!(split_host_port("[::1]:81"), Some(("::1", Some("81"))));
         assert_eq!(split_host_port("host:notaport"), None);
@@ -226,8 +259,14 @@ mod tests {
 
     #[test]
     fn basic_authorization_gives_the_user_name() {
-        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("pinky:brain"));
-        assert_eq!(authorization(header.as_bytes()), ("Basic".into(), Some("pinky".into())));
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("pinky:brain")
+        );
+        assert_eq!(
+            authorization(header.as_bytes()),
+            ("Basic".into(), Some("pinky".into()))
+        );
         assert_eq!(authorization(b"Bearer abc"), ("Bearer".into(), None));
     }
 }

@@ -101,11 +101,15 @@ pub fn parse_header_block(block: &[u8]) -> Result<CgiResponse, InvalidResponse> 
     }
 
     match location {
-        Some(target) if is_local_path(&target) && status.is_none() => Ok(CgiResponse::LocalRedirect(target)),
-        Some(target) if is_local_path(&target) || is_absolute_uri(&target) => Ok(CgiResponse::Document {
-            status: status.unwrap_or(StatusCode::FOUND),
-            headers,
-        }),
+        Some(target) if is_local_path(&target) && status.is_none() => {
+            Ok(CgiResponse::LocalRedirect(target))
+        }
+        Some(target) if is_local_path(&target) || is_absolute_uri(&target) => {
+            Ok(CgiResponse::Document {
+                status: status.unwrap_or(StatusCode::FOUND),
+                headers,
+            })
+        }
         Some(target) => invalid(format!(
             "Location must be an absolute URL or a path starting with /: {}",
             preview(target.as_bytes())
@@ -126,7 +130,9 @@ fn parse_status(value: &[u8]) -> Option<StatusCode> {
     if code.len() != 3 {
         return None;
     }
-    StatusCode::from_bytes(code).ok().filter(|s| (100..=599).contains(&s.as_u16()))
+    StatusCode::from_bytes(code)
+        .ok()
+        .filter(|s| (100..=599).contains(&s.as_u16()))
 }
 
 fn is_local_path(target: &str) -> bool {
@@ -187,7 +193,9 @@ mod tests {
 
     #[test]
     fn hop_by_hop_headers_are_dropped() {
-        let (_, headers) = document("Content-Type: text/plain\nConnection: close\nTransfer-Encoding: chunked\nContent-Length: 5");
+        let (_, headers) = document(
+            "Content-Type: text/plain\nConnection: close\nTransfer-Encoding: chunked\nContent-Length: 5",
+        );
         assert_eq!(headers.len(), 1);
     }
 
@@ -220,7 +228,10 @@ mod tests {
             "Bad Name: x\nContent-Type: text/plain",
             "Content-Type: a\u{7f}b",
         ] {
-            assert!(parse_header_block(block.as_bytes()).is_err(), "{block:?} was accepted");
+            assert!(
+                parse_header_block(block.as_bytes()).is_err(),
+                "{block:?} was accepted"
+            );
         }
     }
 }

@@ -71,12 +71,14 @@ impl RunCommand {
     /// Runs the module; its exit code becomes the process's.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         logging::init(LogFormat::Text, "warn");
-        let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         runtime.block_on(self.run())
     }
 
     async fn run(self) -> anyhow::Result<ExitCode> {
-        let wasm = std::fs::read(&self.module).with_context(|| format!("failed to read {}", self.module.display()))?;
+        let wasm = std::fs::read(&self.module)
+            .with_context(|| format!("failed to read {}", self.module.display()))?;
         let name = self
             .module
             .file_name()
@@ -98,7 +100,8 @@ impl RunCommand {
 
         let stdin = match &self.stdin {
             Some(file) => Input::Bytes(Bytes::from(
-                std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?,
+                std::fs::read(file)
+                    .with_context(|| format!("failed to read {}", file.display()))?,
             )),
             None => Input::Inherit,
         };
@@ -146,13 +149,28 @@ mod tests {
         let grant = |text: &str| text.parse::<DirFlag>().unwrap().0;
         assert_eq!(
             grant("./data::/data"),
-            DirGrant { host: "./data".into(), guest: "/data".into(), read_only: false }
+            DirGrant {
+                host: "./data".into(),
+                guest: "/data".into(),
+                read_only: false
+            }
         );
         assert_eq!(
             grant("./data::/data:ro"),
-            DirGrant { host: "./data".into(), guest: "/data".into(), read_only: true }
+            DirGrant {
+                host: "./data".into(),
+                guest: "/data".into(),
+                read_only: true
+            }
         );
-        assert_eq!(grant("/tmp"), DirGrant { host: "/tmp".into(), guest: "/tmp".into(), read_only: false });
+        assert_eq!(
+            grant("/tmp"),
+            DirGrant {
+                host: "/tmp".into(),
+                guest: "/tmp".into(),
+                read_only: false
+            }
+        );
         assert!("::/data".parse::<DirFlag>().is_err());
     }
 }

@@ -80,12 +80,20 @@ pub struct ServeSettings {
 impl ServeCommand {
     /// Resolves the settings: `env` reads the variables that clap does not
     /// (`PORT`, `INSTALL_DIR`), `cwd` is where `./modules` is looked for.
-    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>, cwd: &Path) -> anyhow::Result<ServeSettings> {
-        let install_dir = env("INSTALL_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from);
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> anyhow::Result<ServeSettings> {
+        let install_dir = env("INSTALL_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from);
         let listen = match (self.listen, env("PORT").filter(|port| !port.is_empty())) {
             (Some(listen), _) => listen,
             (None, Some(port)) => {
-                let port: u16 = port.parse().with_context(|| format!("PORT={port:?} is not a port number"))?;
+                let port: u16 = port
+                    .parse()
+                    .with_context(|| format!("PORT={port:?} is not a port number"))?;
                 SocketAddr::from(([0, 0, 0, 0], port))
             }
             (None, None) => DEFAULT_LISTEN.parse().expect("valid default address"),
@@ -93,15 +101,28 @@ impl ServeCommand {
         let modules = match (&self.modules, &install_dir) {
             (Some(dir), _) => ModuleSource::Folder(dir.clone()),
             (None, Some(install)) => ModuleSource::Folder(install.join("www/cgi-bin/modules")),
-            (None, None) if cwd.join("modules").is_dir() => ModuleSource::Folder(cwd.join("modules")),
+            (None, None) if cwd.join("modules").is_dir() => {
+                ModuleSource::Folder(cwd.join("modules"))
+            }
             (None, None) => ModuleSource::Examples,
         };
         if let ModuleSource::Folder(dir) = &modules {
-            anyhow::ensure!(dir.is_dir(), "the modules folder {} does not exist", dir.display());
+            anyhow::ensure!(
+                dir.is_dir(),
+                "the modules folder {} does not exist",
+                dir.display()
+            );
         }
-        let www = self.www.clone().or_else(|| install_dir.map(|dir| dir.join("www")));
+        let www = self
+            .www
+            .clone()
+            .or_else(|| install_dir.map(|dir| dir.join("www")));
         if let Some(dir) = &www {
-            anyhow::ensure!(dir.is_dir(), "the static files folder {} does not exist", dir.display());
+            anyhow::ensure!(
+                dir.is_dir(),
+                "the static files folder {} does not exist",
+                dir.display()
+            );
         }
         Ok(ServeSettings {
             listen,
@@ -118,7 +139,8 @@ impl ServeCommand {
         logging::init(self.log_format, "info");
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
         let settings = self.resolve(|name| std::env::var(name).ok(), &cwd)?;
-        let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         runtime.block_on(serve(settings))?;
         Ok(ExitCode::SUCCESS)
     }
@@ -139,7 +161,13 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         limits = ?settings.limits,
         "modules loaded"
     );
-    let state = Arc::new(AppState::new(runtime, modules, settings.www, settings.mode, settings.limits));
+    let state = Arc::new(AppState::new(
+        runtime,
+        modules,
+        settings.www,
+        settings.mode,
+        settings.limits,
+    ));
 
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -188,14 +216,19 @@ mod tests {
     }
 
     fn env_from(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     #[test]
     fn no_flags_and_no_folders_serve_the_examples_on_8080() {
         let empty = tempfile::tempdir().unwrap();
-        let settings = serve_command(&[]).resolve(env_from(&[]), empty.path()).unwrap();
+        let settings = serve_command(&[])
+            .resolve(env_from(&[]), empty.path())
+            .unwrap();
         assert_eq!(settings.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(settings.modules, ModuleSource::Examples);
         assert_eq!(settings.www, None);
@@ -208,22 +241,42 @@ mod tests {
         std::fs::create_dir_all(install.path().join("www/cgi-bin/modules")).unwrap();
         let install_dir = install.path().to_str().unwrap();
         let settings = serve_command(&[])
-            .resolve(env_from(&[("PORT", "9090"), ("INSTALL_DIR", install_dir)]), install.path())
+            .resolve(
+                env_from(&[("PORT", "9090"), ("INSTALL_DIR", install_dir)]),
+                install.path(),
+            )
             .unwrap();
         assert_eq!(settings.listen, "0.0.0.0:9090".parse().unwrap());
-        assert_eq!(settings.modules, ModuleSource::Folder(install.path().join("www/cgi-bin/modules")));
+        assert_eq!(
+            settings.modules,
+            ModuleSource::Folder(install.path().join("www/cgi-bin/modules"))
+        );
         assert_eq!(settings.www, Some(install.path().join("www")));
     }
 
     #[test]
     fn flags_win_over_the_environment() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("www")).unwrap();
         let modules = dir.path().to_str().unwrap();
-        let settings = serve_command(&["--listen", "127.0.0.1:0", "--modules", modules, "--mode", "cgi"])
-            .resolve(env_from(&[("PORT", "9090"), ("INSTALL_DIR", "/nonexistent")]), dir.path())
-            .unwrap();
+        let settings = serve_command(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--modules",
+            modules,
+            "--mode",
+            "cgi",
+        ])
+        .resolve(
+            env_from(&[("PORT", "9090"), ("INSTALL_DIR", modules)]),
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
-        assert_eq!(settings.modules, ModuleSource::Folder(dir.path().to_path_buf()));
+        assert_eq!(
+            settings.modules,
+            ModuleSource::Folder(dir.path().to_path_buf())
+        );
         assert_eq!(settings.mode, Mode::Cgi);
     }
 
@@ -231,8 +284,13 @@ mod tests {
     fn a_modules_folder_in_the_working_directory_is_used() {
         let cwd = tempfile::tempdir().unwrap();
         std::fs::create_dir(cwd.path().join("modules")).unwrap();
-        let settings = serve_command(&[]).resolve(env_from(&[]), cwd.path()).unwrap();
-        assert_eq!(settings.modules, ModuleSource::Folder(cwd.path().join("modules")));
+        let settings = serve_command(&[])
+            .resolve(env_from(&[]), cwd.path())
+            .unwrap();
+        assert_eq!(
+            settings.modules,
+            ModuleSource::Folder(cwd.path().join("modules"))
+        );
     }
 
     #[test]
@@ -242,16 +300,25 @@ mod tests {
             .resolve(env_from(&[]), cwd.path())
             .unwrap_err();
         assert!(error.to_string().contains("does not exist"), "{error}");
-        let error = serve_command(&[]).resolve(env_from(&[("PORT", "http")]), cwd.path()).unwrap_err();
+        let error = serve_command(&[])
+            .resolve(env_from(&[("PORT", "http")]), cwd.path())
+            .unwrap_err();
         assert!(error.to_string().contains("PORT"), "{error}");
     }
 
     #[test]
     fn limit_flags_override_the_defaults() {
         let cwd = tempfile::tempdir().unwrap();
-        let settings = serve_command(&["--timeout", "2s", "--max-memory", "64MiB", "--max-body", "1MiB"])
-            .resolve(env_from(&[]), cwd.path())
-            .unwrap();
+        let settings = serve_command(&[
+            "--timeout",
+            "2s",
+            "--max-memory",
+            "64MiB",
+            "--max-body",
+            "1MiB",
+        ])
+        .resolve(env_from(&[]), cwd.path())
+        .unwrap();
         assert_eq!(settings.limits.timeout, Duration::from_secs(2));
         assert_eq!(settings.limits.max_memory.0, 64 << 20);
         assert_eq!(settings.limits.max_body.0, 1 << 20);

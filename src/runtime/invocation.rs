@@ -111,7 +111,10 @@ impl std::fmt::Display for Exit {
             Exit::Code(code) => write!(f, "exited with code {code}"),
             Exit::Trap(message) => write!(f, "trapped: {message}"),
             Exit::MemoryLimit { requested } => {
-                write!(f, "trapped after memory.grow to {requested} bytes was refused (max-memory)")
+                write!(
+                    f,
+                    "trapped after memory.grow to {requested} bytes was refused (max-memory)"
+                )
             }
             Exit::OutOfFuel => write!(f, "ran out of fuel"),
             Exit::TimedOut => write!(f, "ran past its timeout and was stopped"),

@@ -42,7 +42,12 @@ pub struct Captured {
 }
 
 impl Program {
-    pub(crate) fn new(name: &str, engine: Engine, pre: InstancePre<Host>, fuel_metering: bool) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        engine: Engine,
+        pre: InstancePre<Host>,
+        fuel_metering: bool,
+    ) -> Self {
         Self {
             name: name.into(),
             engine,
@@ -147,11 +152,19 @@ impl Program {
         }
         let func = instance
             .get_typed_func::<(), ()>(&mut *store, entry)
-            .map_err(|_| wasmtime::format_err!("the module exports no function `{entry}` taking no arguments"))?;
+            .map_err(|_| {
+                wasmtime::format_err!(
+                    "the module exports no function `{entry}` taking no arguments"
+                )
+            })?;
         func.call_async(&mut *store, ()).await
     }
 
-    fn wasi_ctx(&self, invocation: &Invocation, stdio: Stdio) -> anyhow::Result<wasmtime_wasi::p1::WasiP1Ctx> {
+    fn wasi_ctx(
+        &self,
+        invocation: &Invocation,
+        stdio: Stdio,
+    ) -> anyhow::Result<wasmtime_wasi::p1::WasiP1Ctx> {
         let mut builder = WasiCtxBuilder::new();
         builder.args(&invocation.args).envs(&invocation.env);
         match &invocation.stdin {
@@ -172,11 +185,21 @@ impl Program {
             Output::Capture(pipe) => builder.stderr(pipe),
         };
         for dir in &invocation.dirs {
-            let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             builder
                 .preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("failed to open directory {} for {}", dir.host.display(), dir.guest))?;
+                .with_context(|| {
+                    format!(
+                        "failed to open directory {} for {}",
+                        dir.host.display(),
+                        dir.guest
+                    )
+                })?;
         }
         Ok(builder.build_p1())
     }

@@ -42,7 +42,8 @@ impl Admission {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Overloaded);
         }
-        let waited = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        let waited =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(permit)) => Ok(permit),

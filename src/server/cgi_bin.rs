@@ -44,11 +44,15 @@ fn split(rest: &str) -> Result<CgiTarget, HttpError> {
             "the module name must be a plain file name"
         }));
     }
-    let module = decode(raw_name).ok_or(HttpError::BadRequest("the module name is not valid UTF-8"))?;
+    let module =
+        decode(raw_name).ok_or(HttpError::BadRequest("the module name is not valid UTF-8"))?;
     if !is_plain_file_name(&module) {
-        return Err(HttpError::BadRequest("the module name must be a plain file name"));
+        return Err(HttpError::BadRequest(
+            "the module name must be a plain file name",
+        ));
     }
-    let path_info = decode(raw_extra).ok_or(HttpError::BadRequest("the path is not valid UTF-8"))?;
+    let path_info =
+        decode(raw_extra).ok_or(HttpError::BadRequest("the path is not valid UTF-8"))?;
     if path_info.contains('\0') {
         return Err(HttpError::BadRequest("the path holds a NUL character"));
     }
@@ -60,12 +64,18 @@ fn split(rest: &str) -> Result<CgiTarget, HttpError> {
 }
 
 fn decode(raw: &str) -> Option<String> {
-    percent_decode_str(raw).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// A name that can only mean a file directly inside the modules folder.
 fn is_plain_file_name(name: &str) -> bool {
-    name != "." && name != ".." && !name.contains(['/', '\\', '\0']) && !name.chars().any(char::is_control)
+    name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
 }
 
 #[cfg(test)]
@@ -106,7 +116,10 @@ mod tests {
             "/cgi-bin/wasm-run.cgi/%ff.wasm",
         ] {
             let result = parse(path).expect("under the prefix");
-            assert!(matches!(result, Err(HttpError::BadRequest(_))), "{path} gave {result:?}");
+            assert!(
+                matches!(result, Err(HttpError::BadRequest(_))),
+                "{path} gave {result:?}"
+            );
         }
     }
 }

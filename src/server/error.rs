@@ -44,7 +44,9 @@ impl HttpError {
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::ModuleFailed | HttpError::TooManyRedirects => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::ModuleFailed | HttpError::TooManyRedirects => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             HttpError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             HttpError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -60,22 +62,34 @@ impl HttpError {
             HttpError::NotFound => "not found".to_owned(),
             HttpError::MethodNotAllowed => "method not allowed".to_owned(),
             HttpError::RequestTimeout => "the request body did not arrive in time".to_owned(),
-            HttpError::PayloadTooLarge => "the request body is larger than this endpoint accepts".to_owned(),
-            HttpError::ModuleFailed => format!("internal error: the module failed (request id {request_id})"),
+            HttpError::PayloadTooLarge => {
+                "the request body is larger than this endpoint accepts".to_owned()
+            }
+            HttpError::ModuleFailed => {
+                format!("internal error: the module failed (request id {request_id})")
+            }
             HttpError::TooManyRedirects => {
                 format!("internal error: too many internal redirects (request id {request_id})")
             }
             HttpError::BadGateway(why) => {
-                format!("bad gateway: the module's output is not a valid CGI response: {why} (request id {request_id})")
+                format!(
+                    "bad gateway: the module's output is not a valid CGI response: {why} (request id {request_id})"
+                )
             }
-            HttpError::Overloaded => "server busy: too many requests in flight, retry shortly".to_owned(),
+            HttpError::Overloaded => {
+                "server busy: too many requests in flight, retry shortly".to_owned()
+            }
             HttpError::GatewayTimeout => {
-                format!("gateway timeout: the module ran past its time limit (request id {request_id})")
+                format!(
+                    "gateway timeout: the module ran past its time limit (request id {request_id})"
+                )
             }
         };
         let mut response = plain_text(status, format!("{text}\n"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -85,13 +99,16 @@ impl HttpError {
 pub fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(full_body(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
 /// A complete body from bytes.
 pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }

@@ -83,7 +83,11 @@ pub async fn execute(
         ..Invocation::default()
     };
 
-    let permit = state.admission.acquire().await.map_err(|_| HttpError::Overloaded)?;
+    let permit = state
+        .admission
+        .acquire()
+        .await
+        .map_err(|_| HttpError::Overloaded)?;
     let run = GuestRun::start(
         endpoint.program,
         invocation,
@@ -99,10 +103,13 @@ pub async fn execute(
 
 /// The request an internal redirect to `target` makes: a GET without a body,
 /// with the original request's other headers (RFC 3875 6.2.2).
-fn redirected(original: &http::request::Parts, target: &str) -> Result<Request<RequestBody>, HttpError> {
-    let uri: Uri = target
-        .parse()
-        .map_err(|_| HttpError::BadGateway("the Location path is not a valid URI path".to_owned()))?;
+fn redirected(
+    original: &http::request::Parts,
+    target: &str,
+) -> Result<Request<RequestBody>, HttpError> {
+    let uri: Uri = target.parse().map_err(|_| {
+        HttpError::BadGateway("the Location path is not a valid URI path".to_owned())
+    })?;
     let mut request = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
     *request.method_mut() = Method::GET;
     *request.uri_mut() = uri;
@@ -117,7 +124,11 @@ fn redirected(original: &http::request::Parts, target: &str) -> Result<Request<R
 /// The whole request body, or `None` when the request has none. Bodies over
 /// `max_body` are refused (413) before the module starts: at once when the
 /// declared length is too large, else as soon as the count passes it.
-async fn read_body(body: RequestBody, headers: &HeaderMap, max_body: u64) -> Result<Option<Bytes>, HttpError> {
+async fn read_body(
+    body: RequestBody,
+    headers: &HeaderMap,
+    max_body: u64,
+) -> Result<Option<Bytes>, HttpError> {
     let declared_len = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -56,7 +56,11 @@ impl GuestRun {
         invocation.stdin = Input::Bytes(stdin);
         let stdio = Stdio {
             stdout: Output::Channel(sender),
-            stderr: Output::Log(StderrLog::new(program.name().clone(), request_id.clone(), STDERR_CAP)),
+            stderr: Output::Log(StderrLog::new(
+                program.name().clone(),
+                request_id.clone(),
+                STDERR_CAP,
+            )),
         };
         let task = tokio::spawn(async move {
             let result = program.run(invocation, stdio).await;
@@ -181,7 +185,10 @@ impl Body for GuestBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Some(prefix) = this.prefix.take() {
             return this.take(prefix);

@@ -19,7 +19,11 @@ use crate::modules::is_module_file;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// Answers one request. Never fails: every error is a response.
-pub async fn handle(state: Arc<AppState>, request: Request<RequestBody>, connection: Connection) -> Response<ResponseBody> {
+pub async fn handle(
+    state: Arc<AppState>,
+    request: Request<RequestBody>,
+    connection: Connection,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = request_id(request.headers());
     let method = request.method().clone();
@@ -78,13 +82,18 @@ async fn dispatch(
         _ => {}
     }
     let Some(target) = cgi_bin::parse(request.uri().path()) else {
-        return static_files::serve(state, request).await.map(Next::Response);
+        return static_files::serve(state, request)
+            .await
+            .map(Next::Response);
     };
     let target = target?;
     if !is_module_file(&target.module) {
         return Err(HttpError::NotFound);
     }
-    let entry = state.modules.get(&target.module).ok_or(HttpError::NotFound)?;
+    let entry = state
+        .modules
+        .get(&target.module)
+        .ok_or(HttpError::NotFound)?;
     let endpoint = Endpoint {
         program: entry.program.clone(),
         script_name: target.script_name,

@@ -71,7 +71,13 @@ pub struct AppState {
 
 impl AppState {
     /// Shared state for a server with these modules and settings.
-    pub fn new(runtime: Runtime, modules: ModuleRegistry, www: Option<PathBuf>, mode: Mode, limits: Limits) -> Self {
+    pub fn new(
+        runtime: Runtime,
+        modules: ModuleRegistry,
+        www: Option<PathBuf>,
+        mode: Mode,
+        limits: Limits,
+    ) -> Self {
         Self {
             runtime,
             modules,
@@ -126,7 +132,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             remote,
-            local: stream.local_addr().unwrap_or_else(|_| listener.local_addr().expect("bound listener")),
+            local: stream
+                .local_addr()
+                .unwrap_or_else(|_| listener.local_addr().expect("bound listener")),
         };
         let state = state.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -145,7 +153,10 @@ pub async fn serve(
     state.ready.store(false, Ordering::Release);
     drop(listener);
     tracing::info!("shutting down: waiting up to {grace:?} for requests in flight");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; stopping the requests still in flight");
     }
     Ok(())

@@ -18,8 +18,13 @@ pub fn request_id(headers: &HeaderMap) -> Arc<str> {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string().into(), Arc::from)
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(
+            || uuid::Uuid::new_v4().simple().to_string().into(),
+            Arc::from,
+        )
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use super::ResponseBody;
 use super::error::{HttpError, full_body};
 use super::guest_run::{Event, GuestBody, GuestRun};
-use super::ResponseBody;
 use crate::cgi::Mode;
 use crate::cgi::response::{CgiResponse, MAX_HEADER_BLOCK, find_header_end, parse_header_block};
 use crate::runtime::Exit;
@@ -58,7 +58,10 @@ pub async fn respond(mut run: GuestRun, plan: ResponsePlan) -> Result<Reply, Htt
                 check(&exit)?;
             }
             let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             (StatusCode::OK, headers)
         }
         Mode::Cgi => match header_block(&mut run, &mut output).await? {
@@ -73,11 +76,14 @@ pub async fn respond(mut run: GuestRun, plan: ResponsePlan) -> Result<Reply, Htt
 
     if plan.head_only {
         let len = drain(&mut run, output.len()).await?;
-        response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len as u64));
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len as u64));
         return Ok(Reply::Response(response));
     }
 
-    let finished = tokio::time::timeout(LINGER, gather(&mut run, &mut output, plan.max_output)).await;
+    let finished =
+        tokio::time::timeout(LINGER, gather(&mut run, &mut output, plan.max_output)).await;
     match finished {
         Ok(Some(exit)) if output.len() as u64 <= plan.max_output => {
             check(&exit)?;
@@ -118,17 +124,24 @@ async fn header_block(run: &mut GuestRun, output: &mut BytesMut) -> Result<CgiRe
         }
         if let Some((header_len, body_start)) = find_header_end(output) {
             let block = output.split_to(body_start);
-            return parse_header_block(&block[..header_len]).map_err(|e| HttpError::BadGateway(e.0));
+            return parse_header_block(&block[..header_len])
+                .map_err(|e| HttpError::BadGateway(e.0));
         }
         if output.len() > MAX_HEADER_BLOCK {
-            return Err(HttpError::BadGateway(format!("the header block is longer than {MAX_HEADER_BLOCK} bytes")));
+            return Err(HttpError::BadGateway(format!(
+                "the header block is longer than {MAX_HEADER_BLOCK} bytes"
+            )));
         }
     }
 }
 
 /// Gathers output until the guest ends (`Some`), or until `GATHER_LIMIT` or
 /// `max_output` bytes are buffered (`None`: stream the rest).
-async fn gather(run: &mut GuestRun, output: &mut BytesMut, max_output: u64) -> Option<Option<Exit>> {
+async fn gather(
+    run: &mut GuestRun,
+    output: &mut BytesMut,
+    max_output: u64,
+) -> Option<Option<Exit>> {
     while output.len() < GATHER_LIMIT && output.len() as u64 <= max_output {
         match run.next().await {
             Event::Chunk(chunk) => output.extend_from_slice(&chunk),

@@ -30,7 +30,10 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// Serves a request that names no module: a file from `www`, or the listing.
-pub async fn serve(state: &AppState, request: Request<RequestBody>) -> Result<Response<ResponseBody>, HttpError> {
+pub async fn serve(
+    state: &AppState,
+    request: Request<RequestBody>,
+) -> Result<Response<ResponseBody>, HttpError> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -44,7 +47,10 @@ pub async fn serve(state: &AppState, request: Request<RequestBody>) -> Result<Re
     serve_file(www, request).await
 }
 
-async fn serve_file(www: &Path, request: Request<RequestBody>) -> Result<Response<ResponseBody>, HttpError> {
+async fn serve_file(
+    www: &Path,
+    request: Request<RequestBody>,
+) -> Result<Response<ResponseBody>, HttpError> {
     let response = ServeDir::new(www)
         .append_index_html_on_directories(true)
         .oneshot(request)
@@ -53,7 +59,10 @@ async fn serve_file(www: &Path, request: Request<RequestBody>) -> Result<Respons
     if response.status() == StatusCode::NOT_FOUND {
         return Err(HttpError::NotFound);
     }
-    Ok(response.map(|body| body.map_err(|error| -> BoxError { Box::new(error) }).boxed_unsync()))
+    Ok(response.map(|body| {
+        body.map_err(|error| -> BoxError { Box::new(error) })
+            .boxed_unsync()
+    }))
 }
 
 /// A small HTML page linking every module.
@@ -64,13 +73,18 @@ fn listing(state: &AppState) -> Response<ResponseBody> {
     );
     for name in state.modules.names() {
         let href = format!("{CGI_PREFIX}/{}", utf8_percent_encode(&name, SEGMENT));
-        let _ = writeln!(page, "<li><a href=\"{href}\"><code>{}</code></a></li>", escape_html(&name));
+        let _ = writeln!(
+            page,
+            "<li><a href=\"{href}\"><code>{}</code></a></li>",
+            escape_html(&name)
+        );
     }
     page.push_str("</ul>\n</body>\n");
     let mut response = Response::new(full_body(page));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the guest target, then
+# checks formatting and lints, then builds the guests from source and runs
+# every unit and integration test (the integration tests start the real
+# server on 127.0.0.1:0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# cargo does not add rust-toolchain.toml's targets to an installed toolchain.
+rustup target add wasm32-wasip1
+rustup component add rustfmt clippy
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked

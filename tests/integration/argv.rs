@@ -1,0 +1,34 @@
+//! argv per RFC 3875 section 4.4: the module name, then the search words of
+//! a query without an unencoded `=`.
+
+use crate::support::{Server, argv, client, parse_env};
+
+#[tokio::test]
+async fn argv_follows_the_search_word_rules() {
+    let server = Server::start(&[]);
+    let cases: &[(&str, &[&str])] = &[
+        ("", &[]),
+        ("?one", &["one"]),
+        ("?one+two+three", &["one", "two", "three"]),
+        ("?hello%20world+caf%C3%A9", &["hello world", "café"]),
+        ("?a%2Bb", &["a+b"]),
+        ("?%3D", &["="]),
+        ("?key=value", &[]),
+        ("?a+b=c", &[]),
+        ("?ok+%FF", &[]),
+        ("?ok+%00", &[]),
+    ];
+    for (query, words) in cases {
+        let body = client()
+            .get(server.cgi(&format!("env-dump.wasm{query}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut expected = vec!["env-dump.wasm".to_owned()];
+        expected.extend(words.iter().map(|w| w.to_string()));
+        assert_eq!(argv(&parse_env(&body)), expected, "query {query:?}");
+    }
+}

@@ -1,0 +1,146 @@
+//! `wasm-cgi run`: one module once from the shell, like `wasmtime run`.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .arg("run")
+        .args(args)
+        .env(crate::support::HOST_SECRET.0, crate::support::HOST_SECRET.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn args_and_env_reach_the_module_and_nothing_else_of_the_host() {
+    let output = run(
+        &[
+            "--env",
+            "GREETING=hi",
+            test_artifacts::ENV_DUMP,
+            "--",
+            "a",
+            "b c",
+        ],
+        b"",
+    );
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("ARGV[0]=env-dump.wasm\nARGV[1]=a\nARGV[2]=b c\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GREETING=hi\n"), "{stdout}");
+    assert!(!stdout.contains(crate::support::HOST_SECRET.1), "{stdout}");
+}
+
+#[test]
+fn stdin_passes_through_and_the_exit_code_is_the_modules() {
+    let output = run(&[test_artifacts::CAT], b"piped \x00\xff bytes");
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"piped \x00\xff bytes");
+
+    let output = run(&[test_artifacts::EXIT_CODE, "--", "7"], b"");
+    assert_eq!(output.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("leaving with 7"));
+}
+
+#[test]
+fn stdin_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.bin");
+    std::fs::write(&file, b"from a file").unwrap();
+    let output = run(
+        &["--stdin", file.to_str().unwrap(), test_artifacts::CAT],
+        b"not this",
+    );
+    assert_eq!(output.stdout, b"from a file");
+}
+
+#[test]
+fn granted_directories_are_readable_and_writable_unless_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "data inside").unwrap();
+    let host = dir.path().to_str().unwrap();
+
+    let output = run(
+        &[
+            "--dir",
+            &format!("{host}::/data"),
+            test_artifacts::FS,
+            "--",
+            "read",
+            "/data/in.txt",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "data inside");
+
+    let output = run(
+        &[
+            "--dir",
+            &format!("{host}::/data"),
+            test_artifacts::FS,
+            "--",
+            "write",
+            "/data/out.txt",
+            "new",
+        ],
+        b"",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "new"
+    );
+
+    let output = run(
+        &[
+            "--dir",
+            &format!("{host}::/data:ro"),
+            test_artifacts::FS,
+            "--",
+            "write",
+            "/data/ro.txt",
+            "no",
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!dir.path().join("ro.txt").exists());
+
+    let output = run(&[test_artifacts::FS, "--", "read", "/etc/passwd"], b"");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "no directory is reachable without a grant"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_trap_exits_134_with_a_message() {
+    let output = run(&[test_artifacts::TRAP], b"");
+    assert_eq!(output.status.code(), Some(134));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("trapped"));
+}
+
+#[test]
+fn an_invalid_module_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.wasm");
+    std::fs::write(&file, b"not wasm").unwrap();
+    let output = run(&[file.to_str().unwrap()], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: failed to load"));
+}

@@ -1,0 +1,196 @@
+//! The test harness: starts the real `wasm-cgi` binary on `127.0.0.1:0`
+//! with a fresh modules folder of guest programs built from source, reads
+//! the bound address from its stdout, and collects its log from stderr.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every guest test program, as (file name, built path).
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("cat.wasm", test_artifacts::CAT),
+    ("env-dump.wasm", test_artifacts::ENV_DUMP),
+    ("exit-code.wasm", test_artifacts::EXIT_CODE),
+    ("fs.wasm", test_artifacts::FS),
+    ("redirect-loop.wasm", test_artifacts::REDIRECT_LOOP),
+    ("sleep.wasm", test_artifacts::SLEEP),
+    ("slow-lines.wasm", test_artifacts::SLOW_LINES),
+    ("trap.wasm", test_artifacts::TRAP),
+];
+
+/// A host environment variable the server has and no module may see.
+pub const HOST_SECRET: (&str, &str) = ("WASM_CGI_TEST_HOST_SECRET", "host-secret-value");
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// The address it is bound to.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    /// The folder it serves from (deleted on drop).
+    pub modules: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server with every test program, in the default mode, plus `args`.
+    pub fn start(args: &[&str]) -> Server {
+        let modules = tempfile::tempdir().unwrap();
+        for (name, path) in PROGRAMS {
+            std::fs::copy(path, modules.path().join(name)).unwrap();
+        }
+        Self::start_in(modules, args)
+    }
+
+    /// A server for the modules in `modules`, plus `args`.
+    pub fn start_in(modules: tempfile::TempDir, args: &[&str]) -> Server {
+        let cwd = modules.path().to_path_buf();
+        let mut all = vec!["--modules", cwd.to_str().unwrap()];
+        all.extend(args);
+        Self::launch(&all, &[], &cwd, modules)
+    }
+
+    /// `wasm-cgi serve --listen 127.0.0.1:0 ARGS` in `cwd`, with `envs` set;
+    /// `keep` is deleted when the server is dropped.
+    pub fn launch(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        cwd: &Path,
+        keep: tempfile::TempDir,
+    ) -> Server {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend(args);
+        let (child, addr, log) = spawn(&all, envs, cwd);
+        Server {
+            child,
+            addr,
+            log,
+            modules: keep,
+        }
+    }
+
+    /// `http://ADDR/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// `http://ADDR/cgi-bin/wasm-run.cgi/path`.
+    pub fn cgi(&self, path: &str) -> String {
+        self.url(&format!("/cgi-bin/wasm-run.cgi/{path}"))
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle` (logs are written asynchronously).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `request` as raw bytes on a new connection and returns all the
+    /// server sent back until it closed the connection.
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `wasm-cgi ARGS` in `cwd` with `envs` and waits for its `listening on` line.
+fn spawn(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &Path,
+) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LISTEN")
+        .env_remove("PORT")
+        .env_remove("MODE")
+        .env_remove("WASM_DIR")
+        .env_remove("INSTALL_DIR")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env(HOST_SECRET.0, HOST_SECRET.1)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to start wasm-cgi");
+
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn({
+        let log = log.clone();
+        move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
+
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+        let _ = child.kill();
+        std::thread::sleep(Duration::from_millis(200));
+        panic!(
+            "unexpected first line {line:?}; log:\n{}",
+            log.lock().unwrap()
+        );
+    };
+    let addr = addr.parse().unwrap();
+    (child, addr, log)
+}
+
+/// An HTTP client that never pools connections between tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `env-dump.wasm` output as a map of variables (`ARGV[i]` included).
+pub fn parse_env(body: &str) -> HashMap<String, String> {
+    body.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The `ARGV[i]` entries of an `env-dump.wasm` output, in order.
+pub fn argv(env: &HashMap<String, String>) -> Vec<String> {
+    (0..)
+        .map_while(|i| env.get(&format!("ARGV[{i}]")).cloned())
+        .collect()
+}
