@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use wasmtime::{Engine, InstancePre, Store, Trap};
+use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -84,9 +84,15 @@ impl Program {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limiter);
         // Yield to tokio at every epoch tick, so a spinning guest never holds
-        // a worker thread; the timeout below then stops it.
+        // a worker thread; the timeout below then stops it. `yield_now` lets
+        // the I/O driver run first, so other connections keep moving.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         let fuel = limits.fuel.unwrap_or(u64::MAX);
         if self.fuel_metering {
             store.set_fuel(fuel)?;

@@ -22,6 +22,8 @@ pub enum HttpError {
     RequestTimeout,
     /// 413: the request body is larger than `max-body`.
     PayloadTooLarge,
+    /// 414: the request target is longer than the server accepts.
+    UriTooLong,
     /// 500: the module trapped or exited non-zero before sending a response,
     /// or the server failed to set the run up.
     ModuleFailed,
@@ -44,6 +46,7 @@ impl HttpError {
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
             HttpError::ModuleFailed | HttpError::TooManyRedirects => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -65,6 +68,7 @@ impl HttpError {
             HttpError::PayloadTooLarge => {
                 "the request body is larger than this endpoint accepts".to_owned()
             }
+            HttpError::UriTooLong => "the request target is too long".to_owned(),
             HttpError::ModuleFailed => {
                 format!("internal error: the module failed (request id {request_id})")
             }

@@ -18,6 +18,10 @@ use crate::modules::is_module_file;
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
 pub const MAX_REDIRECTS: usize = 5;
 
+/// Longest request target (path and query) accepted, as Apache's
+/// `LimitRequestLine`; longer ones get 414.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+
 /// Answers one request. Never fails: every error is a response.
 pub async fn handle(
     state: Arc<AppState>,
@@ -69,6 +73,14 @@ async fn dispatch(
     connection: &Connection,
     request_id: &Arc<str>,
 ) -> Result<Next, HttpError> {
+    if request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len())
+        > MAX_URI_LEN
+    {
+        return Err(HttpError::UriTooLong);
+    }
     match request.uri().path() {
         "/healthz" => return Ok(Next::Response(plain_text(StatusCode::OK, "ok\n"))),
         "/readyz" => {

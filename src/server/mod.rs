@@ -48,7 +48,8 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 /// How long a client may take to send the request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest request head (request line plus headers) read from a client.
+/// Largest request head (request line plus headers) read from a client;
+/// larger heads get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
 
 /// Everything the handlers share, built once before the socket is bound.
@@ -112,7 +113,7 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_SIZE);
+        .max_header_size(MAX_HEAD_SIZE);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 

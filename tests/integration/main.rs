@@ -1,12 +1,14 @@
 //! Integration tests: the real `wasm-cgi` binary on `127.0.0.1:0`, spoken to
 //! over HTTP, serving guest programs built from `guests/test-programs`.
 
+mod abuse;
 mod argv;
 mod bodies;
 mod cgi_mode;
 mod concurrency;
 mod errors;
 mod examples;
+mod limits;
 mod meta_variables;
 mod run_command;
 mod streaming;

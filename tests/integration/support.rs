@@ -16,6 +16,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("env-dump.wasm", test_artifacts::ENV_DUMP),
     ("exit-code.wasm", test_artifacts::EXIT_CODE),
     ("fs.wasm", test_artifacts::FS),
+    ("hostile.wasm", test_artifacts::HOSTILE),
     ("redirect-loop.wasm", test_artifacts::REDIRECT_LOOP),
     ("sleep.wasm", test_artifacts::SLEEP),
     ("slow-lines.wasm", test_artifacts::SLOW_LINES),
@@ -110,6 +111,24 @@ impl Server {
         let mut response = Vec::new();
         let _ = stream.read_to_end(&mut response);
         String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+impl Server {
+    /// The server's resident memory, in KiB, from `/proc`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Whether `/healthz` answers 200 within a second.
+    pub async fn is_healthy(&self) -> bool {
+        let request = client()
+            .get(self.url("/healthz"))
+            .timeout(Duration::from_secs(1))
+            .send();
+        matches!(request.await, Ok(response) if response.status() == 200)
     }
 }
 

@@ -1,0 +1,65 @@
+//! Misbehaviour on demand, picked by argv 1, to test that limits hold:
+//! `spin` loops forever, `alloc` grows memory without end, `print` writes
+//! stdout forever ignoring errors, `stderr` floods stderr, `read` keeps
+//! reading stdin past its end, `header` writes an endless CGI header line,
+//! `big-memory` touches argv 2 MiB once and then prints `ok`.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("spin") => {
+            let mut counter = 0u64;
+            loop {
+                counter = black_box(counter.wrapping_add(1));
+            }
+        }
+        Some("alloc") => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![0xA5; 1 << 20]);
+                black_box(&hoard);
+            }
+        }
+        Some("print") => {
+            let chunk = vec![b'p'; 64 * 1024];
+            let mut out = std::io::stdout().lock();
+            loop {
+                let _ = out.write_all(&chunk);
+            }
+        }
+        Some("stderr") => {
+            let line = "e".repeat(1000);
+            loop {
+                eprintln!("{line}");
+            }
+        }
+        Some("read") => {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            loop {
+                let _ = black_box(stdin.read(&mut buf));
+            }
+        }
+        Some("header") => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"X-Endless: ");
+            loop {
+                if out.write_all(&[b'h'; 4096]).is_err() {
+                    return;
+                }
+            }
+        }
+        Some("big-memory") => {
+            let mib: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+            let block = black_box(vec![1u8; mib << 20]);
+            println!("ok {}", block.len() >> 20);
+        }
+        _ => {
+            eprintln!("usage: hostile spin|alloc|print|stderr|read|header|big-memory MIB");
+            std::process::exit(2);
+        }
+    }
+}
