@@ -35,6 +35,11 @@ pub const EXAMPLES: &[Example] = &[
         "prints Hello Pinky!, as the classic image's sample"
     ),
     example!(
+        "log-analyzer",
+        Mode::Cgi,
+        "the WASI tutorial's log analyzer: a JSON report of the JSON-lines logs under /data"
+    ),
+    example!(
         "form",
         Mode::Cgi,
         "an HTML form that posts to itself and shows the CGI variables"

@@ -15,14 +15,17 @@
 //! - [`modules`]: which module answers to which name; [`examples`]: the ones
 //!   built into the binary.
 //! - [`server`]: hyper HTTP/1 server, routing, streaming responses, limits.
+//! - [`config`]: the TOML config file; [`routes`]: configured paths → modules.
 //! - [`limits`]: the per-request limits and how they are written.
 //! - [`cli`]: the `wasm-cgi` command line (`serve`, `run`); [`logging`]: log set-up.
 
 pub mod cgi;
 pub mod cli;
+pub mod config;
 pub mod examples;
 pub mod limits;
 pub mod logging;
 pub mod modules;
+pub mod routes;
 pub mod runtime;
 pub mod server;

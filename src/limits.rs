@@ -33,6 +33,31 @@ impl fmt::Display for ByteSize {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Bytes(bytes) => Ok(ByteSize(bytes)),
+            Written::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Deserializes an optional duration written as in [`parse_duration`].
+fn deserialize_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// Parses a duration written `500ms`, `2s`, `1m` or `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
@@ -80,6 +105,67 @@ impl Default for Limits {
     }
 }
 
+/// Limits to change, each `None` to keep the one below it. The same struct
+/// is the `--timeout`… flags of `serve` and `run`, and the `[limits]` tables
+/// of the config file, so both spell every limit the same way.
+#[derive(clap::Args, serde::Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[command(next_help_heading = "Limits")]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Wall-clock time per run, from instantiation to exit (504 when
+    /// serving) [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub timeout: Option<Duration>,
+    /// Linear memory per instance [default: 128MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<ByteSize>,
+    /// Instruction budget in fuel units; off unless given (metering costs speed)
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Largest request body (413 above it) [default: 16MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_body: Option<ByteSize>,
+    /// Largest response body; past it the response is cut [default: 64MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<ByteSize>,
+    /// Instances running at once; as many more may queue [default: 64 × cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrency: Option<u32>,
+    /// Longest wait in the queue before 503 [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub queue_timeout: Option<Duration>,
+}
+
+impl LimitOverrides {
+    /// `base` with every set limit replaced.
+    pub fn apply(&self, mut base: Limits) -> Limits {
+        if let Some(timeout) = self.timeout {
+            base.timeout = timeout;
+        }
+        if let Some(max_memory) = self.max_memory {
+            base.max_memory = max_memory;
+        }
+        if let Some(fuel) = self.fuel {
+            base.fuel = Some(fuel);
+        }
+        if let Some(max_body) = self.max_body {
+            base.max_body = max_body;
+        }
+        if let Some(max_output) = self.max_output {
+            base.max_output = max_output;
+        }
+        if let Some(max_concurrency) = self.max_concurrency {
+            base.max_concurrency = max_concurrency as usize;
+        }
+        if let Some(queue_timeout) = self.queue_timeout {
+            base.queue_timeout = queue_timeout;
+        }
+        base
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +186,20 @@ mod tests {
         assert_eq!(ByteSize(128 << 20).to_string(), "128MiB");
         assert_eq!(ByteSize(1536).to_string(), "1536B");
         assert_eq!(ByteSize(3 << 10).to_string(), "3KiB");
+    }
+
+    #[test]
+    fn overrides_read_from_toml_with_sizes_as_text_or_bytes() {
+        let overrides: LimitOverrides =
+            toml::from_str("timeout = \"5s\"\nmax_memory = \"64MiB\"\nmax_body = 1024\nfuel = 10")
+                .unwrap();
+        let limits = overrides.apply(Limits::default());
+        assert_eq!(limits.timeout, Duration::from_secs(5));
+        assert_eq!(limits.max_memory, ByteSize(64 << 20));
+        assert_eq!(limits.max_body, ByteSize(1024));
+        assert_eq!(limits.fuel, Some(10));
+        assert!(toml::from_str::<LimitOverrides>("timeout = \"soon\"").is_err());
+        assert!(toml::from_str::<LimitOverrides>("max_memroy = \"1MiB\"").is_err());
     }
 
     #[test]

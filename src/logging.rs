@@ -14,10 +14,12 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber; `default_level` applies when `RUST_LOG`
-/// is unset.
+/// is unset. Wasmtime's WASI layer opens an `info` span for every host
+/// call; it is kept quiet unless `RUST_LOG` asks for it.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},wasmtime_wasi=warn,wiggle=warn"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -22,6 +22,15 @@ pub struct ModuleEntry {
     pub mode: Option<Mode>,
 }
 
+/// A module file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// Its file name.
+    pub module: String,
+    /// Why, fit for a log line.
+    pub reason: String,
+}
+
 /// The modules the server answers for, by file name.
 #[derive(Default)]
 pub struct ModuleRegistry {
@@ -77,8 +86,12 @@ impl ModuleRegistry {
     }
 
     /// Compiles every module in `dir` in parallel. Files that fail to load
-    /// are logged and skipped; only an unreadable folder is an error.
-    pub async fn load_folder(runtime: &Runtime, dir: &Path) -> anyhow::Result<Self> {
+    /// are left out and returned with why; only an unreadable folder is an
+    /// error.
+    pub async fn load_folder(
+        runtime: &Runtime,
+        dir: &Path,
+    ) -> anyhow::Result<(Self, Vec<LoadFailure>)> {
         let files = module_files(dir)?;
         let tasks: Vec<_> = files
             .into_iter()
@@ -95,6 +108,7 @@ impl ModuleRegistry {
             .collect();
 
         let registry = Self::default();
+        let mut failures = Vec::new();
         for task in tasks {
             let (name, loaded, elapsed) =
                 task.await.context("a module compilation task panicked")?;
@@ -107,10 +121,13 @@ impl ModuleRegistry {
                     };
                     registry.insert(&name, entry);
                 }
-                Err(error) => tracing::error!(module = %name, "module skipped: {error:#}"),
+                Err(error) => failures.push(LoadFailure {
+                    module: name,
+                    reason: format!("{error:#}"),
+                }),
             }
         }
-        Ok(registry)
+        Ok((registry, failures))
     }
 }
 

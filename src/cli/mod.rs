@@ -1,7 +1,7 @@
 //! The `wasm-cgi` command line: one file per subcommand, each a clap struct
-//! with an `execute` method; shared flags live in [`limits`].
+//! with an `execute` method; shared limit flags are [`crate::limits::LimitOverrides`].
 
-pub mod limits;
+pub mod check;
 pub mod run;
 pub mod serve;
 
@@ -25,6 +25,8 @@ pub enum Command {
     Serve(serve::ServeCommand),
     /// Run one module once from the shell, like `wasmtime run`.
     Run(run::RunCommand),
+    /// Validate the config file and every module without serving.
+    Check(check::CheckCommand),
 }
 
 impl Command {
@@ -33,6 +35,7 @@ impl Command {
         match self {
             Command::Serve(command) => command.execute(),
             Command::Run(command) => command.execute(),
+            Command::Check(command) => command.execute(),
         }
     }
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 
-use super::limits::LimitFlags;
-use crate::limits::Limits;
+use crate::limits::{LimitOverrides, Limits};
 use crate::logging::{self, LogFormat};
 use crate::runtime::{DirGrant, Exit, Input, Invocation, Output, Runtime, RuntimeOptions, Stdio};
 
@@ -40,7 +39,7 @@ pub struct RunCommand {
     pub stdin: Option<PathBuf>,
     /// Limits for this run (no timeout unless given).
     #[command(flatten)]
-    pub limits: LimitFlags,
+    pub limits: LimitOverrides,
 }
 
 /// A `--dir` flag.

@@ -1,5 +1,6 @@
-//! `wasm-cgi serve`: resolve flags and environment into settings, load the
-//! modules, bind, and serve until SIGTERM or SIGINT.
+//! `wasm-cgi serve`: resolve flags, environment and config file into
+//! settings, load the modules, check the routes, bind, and serve until
+//! SIGTERM or SIGINT.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -11,21 +12,27 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use super::limits::LimitFlags;
 use crate::cgi::Mode;
-use crate::limits::{Limits, parse_duration};
+use crate::config::{Config, RouteConfig};
+use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
-use crate::modules::ModuleRegistry;
+use crate::modules::{LoadFailure, ModuleRegistry};
+use crate::routes;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::server::{self, AppState};
 
-/// The address served when neither `--listen`, `LISTEN` nor `PORT` says otherwise.
+/// The address served when neither `--listen`, `LISTEN`, `PORT` nor the
+/// config file says otherwise.
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
-/// Run the HTTP server. Flags override environment variables, which override
-/// the defaults.
+/// Run the HTTP server. Flags override environment variables, which
+/// override the config file, which overrides the defaults.
 #[derive(clap::Args, Debug)]
 pub struct ServeCommand {
+    /// TOML config file: listen, modules, www, mode, [limits] and [[route]]
+    /// tables
+    #[arg(long, env = "WASM_CGI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on, IP:PORT; port 0 picks a free port. Without it,
     /// PORT=N means 0.0.0.0:N [default: 0.0.0.0:8080]
     #[arg(long, env = "LISTEN", value_name = "ADDR")]
@@ -42,7 +49,7 @@ pub struct ServeCommand {
     pub mode: Option<Mode>,
     /// Limits for every request.
     #[command(flatten)]
-    pub limits: LimitFlags,
+    pub limits: LimitOverrides,
     /// How long requests in flight may finish after SIGTERM
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_grace: Duration,
@@ -61,7 +68,7 @@ pub enum ModuleSource {
 }
 
 /// `serve`'s settings, resolved and checked before anything starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeSettings {
     /// The address to bind.
     pub listen: SocketAddr,
@@ -73,6 +80,8 @@ pub struct ServeSettings {
     pub mode: Mode,
     /// The default limits.
     pub limits: Limits,
+    /// The configured routes.
+    pub routes: Vec<RouteConfig>,
     /// How long requests in flight may finish after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -85,9 +94,11 @@ impl ServeCommand {
         env: impl Fn(&str) -> Option<String>,
         cwd: &Path,
     ) -> anyhow::Result<ServeSettings> {
-        let install_dir = env("INSTALL_DIR")
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from);
+        let config = match &self.config {
+            Some(file) => Config::load(file)?,
+            None => Config::default(),
+        };
+        let install_dir = install_dir(&env);
         let listen = match (self.listen, env("PORT").filter(|port| !port.is_empty())) {
             (Some(listen), _) => listen,
             (None, Some(port)) => {
@@ -96,27 +107,21 @@ impl ServeCommand {
                     .with_context(|| format!("PORT={port:?} is not a port number"))?;
                 SocketAddr::from(([0, 0, 0, 0], port))
             }
-            (None, None) => DEFAULT_LISTEN.parse().expect("valid default address"),
+            (None, None) => config
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
         };
-        let modules = match (&self.modules, &install_dir) {
-            (Some(dir), _) => ModuleSource::Folder(dir.clone()),
-            (None, Some(install)) => ModuleSource::Folder(install.join("www/cgi-bin/modules")),
-            (None, None) if cwd.join("modules").is_dir() => {
-                ModuleSource::Folder(cwd.join("modules"))
-            }
-            (None, None) => ModuleSource::Examples,
-        };
-        if let ModuleSource::Folder(dir) = &modules {
-            anyhow::ensure!(
-                dir.is_dir(),
-                "the modules folder {} does not exist",
-                dir.display()
-            );
-        }
+        let modules = module_source(
+            self.modules.as_deref(),
+            install_dir.as_deref(),
+            config.modules.as_deref(),
+            cwd,
+        )?;
         let www = self
             .www
             .clone()
-            .or_else(|| install_dir.map(|dir| dir.join("www")));
+            .or_else(|| install_dir.map(|dir| dir.join("www")))
+            .or(config.www);
         if let Some(dir) = &www {
             anyhow::ensure!(
                 dir.is_dir(),
@@ -128,8 +133,9 @@ impl ServeCommand {
             listen,
             modules,
             www,
-            mode: self.mode.unwrap_or_default(),
-            limits: self.limits.apply(Limits::default()),
+            mode: self.mode.or(config.mode).unwrap_or_default(),
+            limits: self.limits.apply(config.limits.apply(Limits::default())),
+            routes: config.routes,
             shutdown_grace: self.shutdown_grace,
         })
     }
@@ -148,14 +154,17 @@ impl ServeCommand {
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeOptions {
-        fuel_metering: settings.limits.fuel.is_some(),
+        fuel_metering: needs_fuel(&settings.limits, &settings.routes),
     })?;
-    let modules = match &settings.modules {
-        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(&runtime, dir).await?,
-        ModuleSource::Examples => ModuleRegistry::examples(&runtime)?,
-    };
+    let (modules, failures) = load_modules(&runtime, &settings.modules).await?;
+    for failure in &failures {
+        tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
+    }
+    let routes = routes::from_config(&settings.routes, &modules, &settings.limits)
+        .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
     tracing::info!(
         modules = modules.names().len(),
+        routes = routes.routes().len(),
         source = ?settings.modules,
         mode = ?settings.mode,
         limits = ?settings.limits,
@@ -164,6 +173,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let state = Arc::new(AppState::new(
         runtime,
         modules,
+        routes,
         settings.www,
         settings.mode,
         settings.limits,
@@ -177,6 +187,56 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     println!("listening on http://{bound}");
     std::io::stdout().flush()?;
     server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await
+}
+
+/// `INSTALL_DIR`, when set and not empty.
+pub(super) fn install_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("INSTALL_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Where the modules come from: the flag (or `WASM_DIR`), else
+/// `$INSTALL_DIR/www/cgi-bin/modules`, else the config file's `modules`,
+/// else `./modules` if it exists, else the built-in examples.
+pub(super) fn module_source(
+    flag: Option<&Path>,
+    install_dir: Option<&Path>,
+    config: Option<&Path>,
+    cwd: &Path,
+) -> anyhow::Result<ModuleSource> {
+    let folder = flag
+        .map(Path::to_path_buf)
+        .or_else(|| install_dir.map(|dir| dir.join("www/cgi-bin/modules")))
+        .or_else(|| config.map(Path::to_path_buf))
+        .or_else(|| Some(cwd.join("modules")).filter(|dir| dir.is_dir()));
+    match folder {
+        Some(dir) => {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "the modules folder {} does not exist",
+                dir.display()
+            );
+            Ok(ModuleSource::Folder(dir))
+        }
+        None => Ok(ModuleSource::Examples),
+    }
+}
+
+/// Loads the modules of `source`; the files that failed, with why.
+pub(super) async fn load_modules(
+    runtime: &Runtime,
+    source: &ModuleSource,
+) -> anyhow::Result<(ModuleRegistry, Vec<LoadFailure>)> {
+    match source {
+        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(runtime, dir).await,
+        ModuleSource::Examples => Ok((ModuleRegistry::examples(runtime)?, Vec::new())),
+    }
+}
+
+/// Whether any limit asks for fuel, so the engine must meter it.
+pub(super) fn needs_fuel(limits: &Limits, routes: &[RouteConfig]) -> bool {
+    limits.fuel.is_some() || routes.iter().any(|route| route.limits.fuel.is_some())
 }
 
 /// Resolves on SIGTERM or SIGINT.

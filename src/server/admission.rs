@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The instance slots and the queue in front of them.
+#[derive(Debug)]
 pub struct Admission {
     slots: Arc<Semaphore>,
     /// Requests waiting for a slot; tokio's semaphore doesn't count them.

@@ -51,16 +51,21 @@ fn split(rest: &str) -> Result<CgiTarget, HttpError> {
             "the module name must be a plain file name",
         ));
     }
-    let path_info =
-        decode(raw_extra).ok_or(HttpError::BadRequest("the path is not valid UTF-8"))?;
-    if path_info.contains('\0') {
-        return Err(HttpError::BadRequest("the path holds a NUL character"));
-    }
     Ok(CgiTarget {
         script_name: format!("{CGI_PREFIX}/{raw_name}"),
         module,
-        path_info,
+        path_info: path_info(raw_extra)?,
     })
+}
+
+/// `PATH_INFO` from the still-encoded rest of a path: URL-decoded, and
+/// refused (400) if it is not UTF-8 or holds a NUL.
+pub fn path_info(raw: &str) -> Result<String, HttpError> {
+    let decoded = decode(raw).ok_or(HttpError::BadRequest("the path is not valid UTF-8"))?;
+    if decoded.contains('\0') {
+        return Err(HttpError::BadRequest("the path holds a NUL character"));
+    }
+    Ok(decoded)
 }
 
 fn decode(raw: &str) -> Option<String> {

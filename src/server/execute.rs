@@ -16,14 +16,14 @@ use super::respond::{Reply, ResponsePlan, respond};
 use super::{AppState, Connection, RequestBody, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::request::{CgiRequest, search_words};
-use crate::limits::Limits;
+use crate::routes::Route;
 use crate::runtime::{Invocation, Program};
 
 /// How long a client may take to send the whole request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A module chosen to answer a request, and how.
-pub struct Endpoint {
+pub struct Endpoint<'a> {
     /// The module.
     pub program: Arc<Program>,
     /// `SCRIPT_NAME`.
@@ -32,8 +32,9 @@ pub struct Endpoint {
     pub path_info: String,
     /// How its output is read.
     pub mode: Mode,
-    /// The limits it runs under.
-    pub limits: Limits,
+    /// The configured route it was reached by: its args, env, directories,
+    /// entry point and limits. `None`: the server's defaults.
+    pub route: Option<&'a Route>,
 }
 
 /// What a request leads to.
@@ -49,11 +50,12 @@ pub async fn execute(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
-    endpoint: Endpoint,
+    endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
 ) -> Result<Next, HttpError> {
     let (parts, body) = request.into_parts();
-    let limits = endpoint.limits;
+    let route = endpoint.route;
+    let limits = route.map_or(&state.limits, |route| &route.limits).clone();
     let body = read_body(body, &parts.headers, limits.max_body.0).await?;
 
     let cgi = CgiRequest {
@@ -66,10 +68,19 @@ pub async fn execute(
         script_name: &endpoint.script_name,
         path_info: &endpoint.path_info,
         body_len: body.as_ref().map(Bytes::len),
-        pass_authorization: false,
+        pass_authorization: route.is_some_and(|route| route.pass_authorization),
     };
     let mut args = vec![endpoint.program.name().to_string()];
+    args.extend(route.iter().flat_map(|route| route.args.iter().cloned()));
     args.extend(search_words(parts.uri.query().unwrap_or("")));
+    let meta = cgi.meta_variables();
+    // Route variables first; a meta-variable of the same name replaces one.
+    let extra = route.iter().flat_map(|route| route.env.iter());
+    let mut env: Vec<(String, String)> = extra
+        .filter(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name))
+        .cloned()
+        .collect();
+    env.extend(meta);
     let plan = ResponsePlan {
         mode: endpoint.mode,
         head_only: parts.method == Method::HEAD,
@@ -78,13 +89,17 @@ pub async fn execute(
     };
     let invocation = Invocation {
         args,
-        env: cgi.meta_variables(),
+        env,
+        dirs: route.map(|route| route.dirs.clone()).unwrap_or_default(),
+        entrypoint: route.and_then(|route| route.entrypoint.clone()),
         limits,
         ..Invocation::default()
     };
 
-    let permit = state
-        .admission
+    let admission = route
+        .and_then(|route| route.admission.as_deref())
+        .unwrap_or(&state.admission);
+    let permit = admission
         .acquire()
         .await
         .map_err(|_| HttpError::Overloaded)?;

@@ -93,6 +93,21 @@ async fn dispatch(
         }
         _ => {}
     }
+    let uri = request.uri().clone();
+    if let Some(found) = state.routes.find(uri.path()) {
+        let entry = state
+            .modules
+            .get(&found.route.module)
+            .ok_or(HttpError::NotFound)?;
+        let endpoint = Endpoint {
+            program: entry.program.clone(),
+            script_name: found.script_name.to_owned(),
+            path_info: cgi_bin::path_info(found.rest)?,
+            mode: found.route.mode.or(entry.mode).unwrap_or(state.mode),
+            route: Some(found.route),
+        };
+        return execute(state, request, connection, endpoint, request_id).await;
+    }
     let Some(target) = cgi_bin::parse(request.uri().path()) else {
         return static_files::serve(state, request)
             .await
@@ -111,7 +126,7 @@ async fn dispatch(
         script_name: target.script_name,
         path_info: target.path_info,
         mode: entry.mode.unwrap_or(state.mode),
-        limits: state.limits.clone(),
+        route: None,
     };
     execute(state, request, connection, endpoint, request_id).await
 }

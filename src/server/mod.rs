@@ -36,6 +36,7 @@ pub use cgi_bin::CGI_PREFIX;
 use crate::cgi::Mode;
 use crate::limits::Limits;
 use crate::modules::ModuleRegistry;
+use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 
 /// Errors inside bodies.
@@ -56,8 +57,10 @@ const MAX_HEAD_SIZE: usize = 64 * 1024;
 pub struct AppState {
     /// The engine and linker.
     pub runtime: Runtime,
-    /// The modules served under `/cgi-bin/wasm-run.cgi/`.
+    /// The modules served under `/cgi-bin/wasm-run.cgi/` and by routes.
     pub modules: ModuleRegistry,
+    /// The configured routes.
+    pub routes: RouteTable,
     /// The static files folder, if any.
     pub www: Option<PathBuf>,
     /// The mode of modules that declare none.
@@ -75,6 +78,7 @@ impl AppState {
     pub fn new(
         runtime: Runtime,
         modules: ModuleRegistry,
+        routes: RouteTable,
         www: Option<PathBuf>,
         mode: Mode,
         limits: Limits,
@@ -82,6 +86,7 @@ impl AppState {
         Self {
             runtime,
             modules,
+            routes,
             www,
             mode,
             admission: Admission::new(limits.max_concurrency, limits.queue_timeout),

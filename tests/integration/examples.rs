@@ -152,3 +152,67 @@ async fn mode_from_the_environment_applies_to_folder_modules() {
         .unwrap();
     assert_eq!(response.status(), 201);
 }
+
+/// The repository's sample config for the log analyzer.
+const SAMPLE_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/samples/log-analyzer/wasm-cgi.toml"
+);
+
+#[tokio::test]
+async fn the_sample_config_serves_the_log_analyzer_report() {
+    let cwd = tempfile::tempdir().unwrap();
+    let path = cwd.path().to_path_buf();
+    let server = Server::launch(&["--config", SAMPLE_CONFIG], &[], &path, cwd);
+    let response = client().get(server.url("/report")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let report = response.text().await.unwrap();
+    for expected in [
+        "\"total_entries\": 7",
+        "\"skipped_lines\": 1",
+        "\"ERROR\": 2",
+        "billing: database timeout",
+    ] {
+        assert!(
+            report.contains(expected),
+            "{expected} missing from {report}"
+        );
+    }
+}
+
+#[test]
+fn the_log_analyzer_runs_from_the_shell_with_a_granted_directory() {
+    let out = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/log-analyzer/logs/logs.json"
+        ),
+        out.path().join("logs.json"),
+    )
+    .unwrap();
+    let analyzer = concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/log-analyzer.wasm");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args([
+            "run",
+            "--dir",
+            &format!("{}::/data", out.path().display()),
+            analyzer,
+            "--",
+        ])
+        .args(["/data/logs.json", "/data/report.json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(out.path().join("report.json")).unwrap();
+    assert!(written.contains("\"total_entries\": 7"), "{written}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        written.trim()
+    );
+}

@@ -4,8 +4,10 @@
 mod abuse;
 mod argv;
 mod bodies;
+mod capabilities;
 mod cgi_mode;
 mod concurrency;
+mod config;
 mod errors;
 mod examples;
 mod limits;

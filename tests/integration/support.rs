@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 /// Every guest test program, as (file name, built path).
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("cat.wasm", test_artifacts::CAT),
+    ("entrypoints.wasm", test_artifacts::ENTRYPOINTS),
     ("env-dump.wasm", test_artifacts::ENV_DUMP),
     ("exit-code.wasm", test_artifacts::EXIT_CODE),
     ("fs.wasm", test_artifacts::FS),
@@ -115,6 +116,18 @@ impl Server {
 }
 
 impl Server {
+    /// A server started with `--config FILE`, where FILE holds `config` and
+    /// sits next to a `modules` folder of every test program, and a `data`
+    /// folder holding `data.txt`.
+    pub fn with_config(config: &str, args: &[&str]) -> Server {
+        let dir = config_dir(config);
+        let file = dir.path().join("wasm-cgi.toml");
+        let mut all = vec!["--config", file.to_str().unwrap()];
+        all.extend(args);
+        let cwd = dir.path().to_path_buf();
+        Self::launch(&all, &[], &cwd, dir)
+    }
+
     /// The server's resident memory, in KiB, from `/proc`.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -153,7 +166,8 @@ fn spawn(
         .env_remove("MODE")
         .env_remove("WASM_DIR")
         .env_remove("INSTALL_DIR")
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
+        .env_remove("WASM_CGI_CONFIG")
         .env("NO_COLOR", "1")
         .env(HOST_SECRET.0, HOST_SECRET.1)
         .envs(envs.iter().copied())
@@ -189,6 +203,21 @@ fn spawn(
     };
     let addr = addr.parse().unwrap();
     (child, addr, log)
+}
+
+/// A fresh folder with `wasm-cgi.toml` holding `config`, a `modules` folder
+/// of every test program, and a `data` folder holding `data.txt`.
+pub fn config_dir(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    for (name, path) in PROGRAMS {
+        std::fs::copy(path, modules.join(name)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/data.txt"), "granted data\n").unwrap();
+    std::fs::write(dir.path().join("wasm-cgi.toml"), config).unwrap();
+    dir
 }
 
 /// An HTTP client that never pools connections between tests.

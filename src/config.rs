@@ -1,0 +1,430 @@
+//! The TOML config file (SPEC section 5): its schema, read with serde
+//! (`deny_unknown_fields`), and checked into values the server can use.
+//! Every problem is reported as one `FILE:LINE: what to fix` line, and all
+//! of them are reported at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cgi::Mode;
+use crate::limits::LimitOverrides;
+use crate::modules::is_module_file;
+use crate::routes::RoutePath;
+use crate::runtime::DirGrant;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<Spanned<String>>,
+    modules: Option<Spanned<PathBuf>>,
+    www: Option<Spanned<PathBuf>>,
+    mode: Option<Mode>,
+    #[serde(default)]
+    limits: LimitOverrides,
+    #[serde(default)]
+    route: Vec<RouteEntry>,
+}
+
+/// One `[[route]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    path: Spanned<String>,
+    module: Spanned<String>,
+    mode: Option<Mode>,
+    entrypoint: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    dirs: Vec<Spanned<DirEntry>>,
+    #[serde(default)]
+    limits: LimitOverrides,
+    #[serde(default)]
+    pass_authorization: bool,
+}
+
+/// One entry of a route's `dirs` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirEntry {
+    host: PathBuf,
+    guest: String,
+    #[serde(default = "read_only_by_default")]
+    read_only: bool,
+}
+
+fn read_only_by_default() -> bool {
+    true
+}
+
+/// A checked config file. Paths are absolute or relative to the working
+/// directory (the file's own relative paths are resolved against its folder).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// `listen`.
+    pub listen: Option<SocketAddr>,
+    /// `modules`.
+    pub modules: Option<PathBuf>,
+    /// `www`.
+    pub www: Option<PathBuf>,
+    /// `mode`.
+    pub mode: Option<Mode>,
+    /// `[limits]`: the defaults for every route.
+    pub limits: LimitOverrides,
+    /// `[[route]]`, in order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A checked `[[route]]`.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Where the table's `path` is, for later messages (`FILE:LINE`).
+    pub location: String,
+    /// `path`.
+    pub path: RoutePath,
+    /// `module`: a file name in the modules folder.
+    pub module: String,
+    /// `mode`.
+    pub mode: Option<Mode>,
+    /// `entrypoint`.
+    pub entrypoint: Option<String>,
+    /// `args`.
+    pub args: Vec<String>,
+    /// `env`.
+    pub env: Vec<(String, String)>,
+    /// `dirs`, host paths resolved.
+    pub dirs: Vec<DirGrant>,
+    /// `[route.limits]`: overrides of the server's limits.
+    pub limits: LimitOverrides,
+    /// `pass_authorization`.
+    pub pass_authorization: bool,
+}
+
+/// Every problem found in a config file, one `FILE:LINE: message` each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects problems with their line numbers.
+struct Problems<'a> {
+    file: &'a Path,
+    text: &'a str,
+    found: Vec<String>,
+}
+
+impl Problems<'_> {
+    fn location(&self, span: &Range<usize>) -> String {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        format!("{}:{line}", self.file.display())
+    }
+
+    fn add(&mut self, span: &Range<usize>, message: impl fmt::Display) {
+        let location = self.location(span);
+        self.found.push(format!("{location}: {message}"));
+    }
+}
+
+impl Config {
+    /// Reads and checks `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigErrors(vec![format!(
+                "{}: cannot read the config file: {e}",
+                file.display()
+            )])
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Checks `text` as the contents of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let mut problems = Problems {
+            file,
+            text,
+            found: Vec::new(),
+        };
+        let raw: ConfigFile = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let span = error.span().unwrap_or(0..0);
+                problems.add(&span, error.message().trim_end());
+                return Err(ConfigErrors(problems.found));
+            }
+        };
+        let base = file.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+        let resolve = |path: &Path| {
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            }
+        };
+
+        let listen = raw
+            .listen
+            .as_ref()
+            .and_then(|listen| match listen.get_ref().parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    problems.add(
+                        &listen.span(),
+                        format!("listen = {:?} is not an IP:PORT address", listen.get_ref()),
+                    );
+                    None
+                }
+            });
+        let mut folder = |entry: &Option<Spanned<PathBuf>>, key: &str| {
+            let entry = entry.as_ref()?;
+            let path = resolve(entry.get_ref());
+            if !path.is_dir() {
+                problems.add(
+                    &entry.span(),
+                    format!("{key} folder {} does not exist", path.display()),
+                );
+            }
+            Some(path)
+        };
+        let modules = folder(&raw.modules, "modules");
+        let www = folder(&raw.www, "www");
+
+        let mut routes: Vec<RouteConfig> = Vec::new();
+        for entry in raw.route {
+            let span = entry.path.span();
+            let path = match RoutePath::parse(entry.path.get_ref()) {
+                Ok(path) => path,
+                Err(message) => {
+                    problems.add(&span, message);
+                    continue;
+                }
+            };
+            if let Some(first) = routes.iter().find(|r| r.path == path) {
+                let message = format!(
+                    "route {path} is defined twice (first at {})",
+                    first.location
+                );
+                problems.add(&span, message);
+                continue;
+            }
+            if !is_module_file(entry.module.get_ref())
+                || entry.module.get_ref().contains(['/', '\\'])
+            {
+                let message = format!(
+                    "module {:?} must be the file name of a .wasm in the modules folder",
+                    entry.module.get_ref()
+                );
+                problems.add(&entry.module.span(), message);
+            }
+            if let Some(entrypoint) = &entry.entrypoint
+                && entrypoint.get_ref().is_empty()
+            {
+                problems.add(
+                    &entrypoint.span(),
+                    "entrypoint must name an exported function",
+                );
+            }
+            for key in entry.env.keys() {
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    problems.add(
+                        &span,
+                        format!("env name {key:?} is not a valid variable name"),
+                    );
+                }
+            }
+            let mut dirs = Vec::new();
+            for dir in &entry.dirs {
+                let host = resolve(&dir.get_ref().host);
+                if !host.is_dir() {
+                    problems.add(
+                        &dir.span(),
+                        format!("dirs: host folder {} does not exist", host.display()),
+                    );
+                }
+                if !dir.get_ref().guest.starts_with('/') {
+                    problems.add(
+                        &dir.span(),
+                        format!(
+                            "dirs: guest path {:?} must start with /",
+                            dir.get_ref().guest
+                        ),
+                    );
+                }
+                dirs.push(DirGrant {
+                    host,
+                    guest: dir.get_ref().guest.clone(),
+                    read_only: dir.get_ref().read_only,
+                });
+            }
+            routes.push(RouteConfig {
+                location: problems.location(&span),
+                path,
+                module: entry.module.into_inner(),
+                mode: entry.mode,
+                entrypoint: entry.entrypoint.map(Spanned::into_inner),
+                args: entry.args,
+                env: entry.env.into_iter().collect(),
+                dirs,
+                limits: entry.limits,
+                pass_authorization: entry.pass_authorization,
+            });
+        }
+
+        if !problems.found.is_empty() {
+            return Err(ConfigErrors(problems.found));
+        }
+        Ok(Config {
+            file: file.to_path_buf(),
+            listen,
+            modules,
+            www,
+            mode: raw.mode,
+            limits: raw.limits,
+            routes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("/etc/wasm-cgi.toml"), text)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn a_full_config_is_read() {
+        let config = parse(
+            r#"
+listen = "127.0.0.1:9000"
+mode = "cgi"
+[limits]
+timeout = "10s"
+[[route]]
+path = "/api/..."
+module = "api.wasm"
+entrypoint = "handle"
+args = ["--fast"]
+env = { LOG_LEVEL = "info" }
+pass_authorization = true
+[route.limits]
+max_memory = "16MiB"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(config.mode, Some(Mode::Cgi));
+        assert_eq!(
+            config.limits.timeout,
+            Some(std::time::Duration::from_secs(10))
+        );
+        let route = &config.routes[0];
+        assert_eq!(route.path, RoutePath::Prefix("/api".into()));
+        assert_eq!(route.entrypoint.as_deref(), Some("handle"));
+        assert_eq!(route.env, [("LOG_LEVEL".to_owned(), "info".to_owned())]);
+        assert!(route.pass_authorization);
+        assert_eq!(route.limits.max_memory.map(|s| s.0), Some(16 << 20));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line() {
+        let found = errors("mode = \"simple\"\n\n[limits]\ntimeuot = \"1s\"\n");
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("/etc/wasm-cgi.toml:4: unknown field `timeuot`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn bad_sizes_and_durations_name_the_line() {
+        let found = errors("[limits]\nmax_memory = \"lots\"\n");
+        assert!(
+            found[0].starts_with("/etc/wasm-cgi.toml:2: invalid size"),
+            "{found:?}"
+        );
+        let found = errors("[limits]\n\ntimeout = \"soon\"\n");
+        assert!(
+            found[0].starts_with("/etc/wasm-cgi.toml:3: invalid duration"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_route_problem_is_reported_with_its_line() {
+        let found = errors(
+            r#"listen = "nowhere"
+[[route]]
+path = "/a"
+module = "a.wasm"
+[[route]]
+path = "/a"
+module = "b.wasm"
+[[route]]
+path = "no-slash"
+module = "c.wasm"
+[[route]]
+path = "/d"
+module = "../d.wasm"
+dirs = [{ host = "/nonexistent/dir", guest = "data" }]
+"#,
+        );
+        let expected = [
+            ":1: listen",
+            ":6: route /a is defined twice (first at /etc/wasm-cgi.toml:3)",
+            ":9: route path \"no-slash\" must start with /",
+            ":13: module \"../d.wasm\"",
+            ":14: dirs: host folder /nonexistent/dir does not exist",
+            ":14: dirs: guest path \"data\" must start with /",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (line, expected) in found.iter().zip(expected) {
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("mods")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let file = dir.path().join("wasm-cgi.toml");
+        std::fs::write(
+            &file,
+            "modules = \"mods\"\n[[route]]\npath = \"/r\"\nmodule = \"r.wasm\"\ndirs = [{ host = \"data\", guest = \"/data\" }]\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.modules, Some(dir.path().join("mods")));
+        let dir_grant = &config.routes[0].dirs[0];
+        assert_eq!(dir_grant.host, dir.path().join("data"));
+        assert!(
+            dir_grant.read_only,
+            "dirs are read-only unless said otherwise"
+        );
+    }
+}

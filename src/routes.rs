@@ -1,0 +1,263 @@
+//! The route table: configured paths, exact (`/report`) or prefix wildcards
+//! (`/api/...`), each naming a module and how to run it. The longest match
+//! wins; an exact route wins over a prefix of the same length. The matched
+//! part becomes `SCRIPT_NAME`, the rest `PATH_INFO`.
+
+use std::sync::Arc;
+
+use crate::cgi::Mode;
+use crate::limits::Limits;
+use crate::runtime::DirGrant;
+use crate::server::Admission;
+
+/// A route's path pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoutePath {
+    /// Only this path.
+    Exact(String),
+    /// This path and everything below it (written `/api/...`).
+    Prefix(String),
+}
+
+/// The suffix that makes a route path a prefix wildcard.
+const WILDCARD: &str = "/...";
+
+impl RoutePath {
+    /// Parses a route path as written in the config file. Paths are matched
+    /// against the request path as sent, so they may hold only characters
+    /// that need no percent-encoding.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (path, prefix) = match text.strip_suffix(WILDCARD) {
+            Some(path) => (path, true),
+            None => (text, false),
+        };
+        if !text.starts_with('/') {
+            return Err(format!("route path {text:?} must start with /"));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~!$&'()*+,;=:@".contains(c);
+        if !path.chars().all(allowed)
+            || path.contains("//")
+            || path.split('/').any(|s| s == "." || s == "..")
+        {
+            return Err(format!(
+                "route path {text:?} may hold only letters, digits, single slashes and -._~!$&'()*+,;=:@"
+            ));
+        }
+        Ok(if prefix {
+            RoutePath::Prefix(path.to_owned())
+        } else {
+            RoutePath::Exact(path.to_owned())
+        })
+    }
+
+    /// How much of `path` this pattern matches, if it matches.
+    fn matched_len(&self, path: &str) -> Option<usize> {
+        match self {
+            RoutePath::Exact(exact) => (path == exact).then_some(exact.len()),
+            RoutePath::Prefix(prefix) => {
+                let rest = path.strip_prefix(prefix.as_str())?;
+                (rest.is_empty() || rest.starts_with('/')).then_some(prefix.len())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RoutePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoutePath::Exact(path) => f.write_str(path),
+            RoutePath::Prefix(path) => write!(f, "{path}{WILDCARD}"),
+        }
+    }
+}
+
+/// One configured route, with its limits resolved.
+#[derive(Debug)]
+pub struct Route {
+    /// Which paths it answers.
+    pub path: RoutePath,
+    /// The module's file name in the modules folder (looked up per request,
+    /// so a reloaded module is picked up).
+    pub module: String,
+    /// How its output is read; `None` is the server's mode.
+    pub mode: Option<Mode>,
+    /// The export to call instead of `_start`.
+    pub entrypoint: Option<String>,
+    /// Arguments after `argv[0]`, before any search words.
+    pub args: Vec<String>,
+    /// Extra environment variables (the CGI meta-variables win on a clash).
+    pub env: Vec<(String, String)>,
+    /// Host directories the module may open.
+    pub dirs: Vec<DirGrant>,
+    /// The limits its requests run under.
+    pub limits: Limits,
+    /// Pass `Authorization` as `HTTP_AUTHORIZATION`.
+    pub pass_authorization: bool,
+    /// Its own instance slots, when its limits set `max_concurrency`.
+    pub admission: Option<Arc<Admission>>,
+}
+
+/// A route that matched a request path.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteMatch<'a> {
+    /// The route.
+    pub route: &'a Route,
+    /// The matched part of the path: `SCRIPT_NAME`.
+    pub script_name: &'a str,
+    /// The rest, still percent-encoded.
+    pub rest: &'a str,
+}
+
+/// Every configured route.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// A table of `routes`; their paths must be distinct.
+    pub fn new(routes: Vec<Route>) -> Self {
+        Self { routes }
+    }
+
+    /// The routes, in configuration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route for `path` (as sent, percent-encoded), if any.
+    pub fn find<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
+        let best = self
+            .routes
+            .iter()
+            .filter_map(|route| Some((route, route.path.matched_len(path)?)))
+            .max_by_key(|(route, len)| (*len, matches!(route.path, RoutePath::Exact(_))))?;
+        let (route, len) = best;
+        let (script_name, rest) = path.split_at(len);
+        Some(RouteMatch {
+            route,
+            script_name,
+            rest,
+        })
+    }
+}
+
+/// Builds the route table from checked config, with each route's limits
+/// resolved over `defaults`. Fails with one `FILE:LINE: message` per route
+/// whose module is not loaded or lacks its entry point.
+pub fn from_config(
+    configs: &[crate::config::RouteConfig],
+    modules: &crate::modules::ModuleRegistry,
+    defaults: &Limits,
+) -> Result<RouteTable, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut routes = Vec::new();
+    for config in configs {
+        match modules.get(&config.module) {
+            None => problems.push(format!(
+                "{}: route {}: module {} is not in the modules folder (or failed to load)",
+                config.location, config.path, config.module
+            )),
+            Some(entry) => {
+                let entrypoint = config
+                    .entrypoint
+                    .as_deref()
+                    .unwrap_or(crate::runtime::COMMAND_ENTRY);
+                if !entry.program.has_entrypoint(entrypoint) {
+                    problems.push(format!(
+                        "{}: route {}: module {} exports no function `{entrypoint}` taking no arguments",
+                        config.location, config.path, config.module
+                    ));
+                }
+            }
+        }
+        let limits = config.limits.apply(defaults.clone());
+        let admission = config
+            .limits
+            .max_concurrency
+            .map(|_| Arc::new(Admission::new(limits.max_concurrency, limits.queue_timeout)));
+        routes.push(Route {
+            path: config.path.clone(),
+            module: config.module.clone(),
+            mode: config.mode,
+            entrypoint: config.entrypoint.clone(),
+            args: config.args.clone(),
+            env: config.env.clone(),
+            dirs: config.dirs.clone(),
+            limits,
+            pass_authorization: config.pass_authorization,
+            admission,
+        });
+    }
+    if problems.is_empty() {
+        Ok(RouteTable::new(routes))
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str, module: &str) -> Route {
+        Route {
+            path: RoutePath::parse(path).unwrap(),
+            module: module.to_owned(),
+            mode: None,
+            entrypoint: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            dirs: Vec::new(),
+            limits: Limits::default(),
+            pass_authorization: false,
+            admission: None,
+        }
+    }
+
+    fn found(table: &RouteTable, path: &str) -> Option<(String, String, String)> {
+        let found = table.find(path)?;
+        Some((
+            found.route.module.clone(),
+            found.script_name.to_owned(),
+            found.rest.to_owned(),
+        ))
+    }
+
+    #[test]
+    fn the_longest_match_wins_and_exact_beats_prefix() {
+        let table = RouteTable::new(vec![
+            route("/api/...", "api.wasm"),
+            route("/api/users/...", "users.wasm"),
+            route("/api/users", "list.wasm"),
+            route("/report", "report.wasm"),
+        ]);
+        let s = |t: (&str, &str, &str)| Some((t.0.to_owned(), t.1.to_owned(), t.2.to_owned()));
+        assert_eq!(found(&table, "/api"), s(("api.wasm", "/api", "")));
+        assert_eq!(found(&table, "/api/x/y"), s(("api.wasm", "/api", "/x/y")));
+        assert_eq!(
+            found(&table, "/api/users"),
+            s(("list.wasm", "/api/users", ""))
+        );
+        assert_eq!(
+            found(&table, "/api/users/7"),
+            s(("users.wasm", "/api/users", "/7"))
+        );
+        assert_eq!(found(&table, "/report"), s(("report.wasm", "/report", "")));
+        assert_eq!(found(&table, "/report/x"), None);
+        assert_eq!(found(&table, "/apix"), None);
+        assert_eq!(found(&table, "/r%65port"), None);
+    }
+
+    #[test]
+    fn route_paths_are_checked() {
+        assert_eq!(
+            RoutePath::parse("/a/..."),
+            Ok(RoutePath::Prefix("/a".into()))
+        );
+        assert_eq!(RoutePath::parse("/..."), Ok(RoutePath::Prefix("".into())));
+        for bad in ["report", "/a b", "/a//b", "/a/../b", "/%41", "/a?b"] {
+            assert!(RoutePath::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The config file: routes, their precedence and `SCRIPT_NAME`/`PATH_INFO`
+//! split, per-route env, args, limits, entry points and mode, and the
+//! validation that refuses to start on a bad file.
+
+use std::process::Command;
+
+use crate::support::{Server, argv, client, config_dir, parse_env};
+
+const ROUTES: &str = r#"
+modules = "modules"
+
+[[route]]
+path = "/env"
+module = "env-dump.wasm"
+
+[[route]]
+path = "/api/..."
+module = "env-dump.wasm"
+args = ["api"]
+env = { ROUTE_NAME = "api", SERVER_NAME = "forged" }
+
+[[route]]
+path = "/api/v2/..."
+module = "env-dump.wasm"
+args = ["v2"]
+pass_authorization = true
+
+[[route]]
+path = "/api/v2/exact"
+module = "cat.wasm"
+
+[[route]]
+path = "/slow"
+module = "sleep.wasm"
+[route.limits]
+timeout = "300ms"
+max_body = "16"
+
+[[route]]
+path = "/greet"
+module = "entrypoints.wasm"
+entrypoint = "greet"
+
+[[route]]
+path = "/raw"
+module = "cat.wasm"
+mode = "cgi"
+"#;
+
+async fn get_env(server: &Server, path: &str) -> std::collections::HashMap<String, String> {
+    let response = client()
+        .get(server.url(path))
+        .header("Authorization", "Basic dTpw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    parse_env(&response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_longest_route_wins_and_splits_script_name_from_path_info() {
+    let server = Server::with_config(ROUTES, &[]);
+    let cases = [
+        ("/env", "/env", "", vec!["env-dump.wasm"]),
+        ("/api", "/api", "", vec!["env-dump.wasm", "api"]),
+        (
+            "/api/users/7",
+            "/api",
+            "/users/7",
+            vec!["env-dump.wasm", "api"],
+        ),
+        ("/api/v2", "/api/v2", "", vec!["env-dump.wasm", "v2"]),
+        (
+            "/api/v2/x%20y/%C3%A9?word",
+            "/api/v2",
+            "/x y/é",
+            vec!["env-dump.wasm", "v2", "word"],
+        ),
+        (
+            "/api/v2%2Fhidden",
+            "/api",
+            "/v2/hidden",
+            vec!["env-dump.wasm", "api"],
+        ),
+    ];
+    for (path, script_name, path_info, args) in cases {
+        let env = get_env(&server, path).await;
+        assert_eq!(env["SCRIPT_NAME"], script_name, "{path}");
+        assert_eq!(env["PATH_INFO"], path_info, "{path}");
+        assert_eq!(argv(&env), args, "{path}");
+    }
+    let exact = client()
+        .post(server.url("/api/v2/exact"))
+        .body("exact route")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        exact.text().await.unwrap(),
+        "exact route",
+        "an exact route beats a prefix"
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/envx"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/%65nv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn route_env_is_added_but_never_overrides_meta_variables() {
+    let server = Server::with_config(ROUTES, &[]);
+    let env = get_env(&server, "/api/x").await;
+    assert_eq!(env["ROUTE_NAME"], "api");
+    assert_eq!(env["SERVER_NAME"], "127.0.0.1");
+    assert!(!env.contains_key("HTTP_AUTHORIZATION"));
+    let env = get_env(&server, "/api/v2/x").await;
+    assert_eq!(
+        env["HTTP_AUTHORIZATION"], "Basic dTpw",
+        "pass_authorization passes it"
+    );
+    assert!(!env.contains_key("ROUTE_NAME"), "routes don't share env");
+}
+
+#[tokio::test]
+async fn route_limits_override_the_defaults() {
+    let server = Server::with_config(ROUTES, &[]);
+    let response = client().get(server.url("/slow?2000")).send().await.unwrap();
+    assert_eq!(response.status(), 504, "the route's 300ms timeout applies");
+    let response = client()
+        .post(server.url("/slow?1"))
+        .body("x".repeat(17))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        413,
+        "the route's 16-byte max_body applies"
+    );
+    let response = client()
+        .get(server.url("/cgi-bin/wasm-run.cgi/sleep.wasm?500"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the folder URL keeps the default timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_route_can_name_another_entrypoint_and_its_own_mode() {
+    let server = Server::with_config(ROUTES, &[]);
+    let response = client().get(server.url("/greet")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "greet entry\n");
+    let response = client()
+        .get(server.url("/cgi-bin/wasm-run.cgi/entrypoints.wasm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "main entry\n");
+    let response = client()
+        .post(server.url("/raw"))
+        .body("Status: 202 Accepted\nContent-Type: text/plain\n\nraw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn flags_override_the_config_file() {
+    let server = Server::with_config(
+        "listen = \"127.0.0.1:1\"\nmodules = \"modules\"\nmode = \"cgi\"\n",
+        &["--mode", "simple"],
+    );
+    let response = client()
+        .post(server.url("/cgi-bin/wasm-run.cgi/cat.wasm"))
+        .body("plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "plain");
+}
+
+/// Runs `wasm-cgi ARGS` in `dir` and returns its exit code and stderr.
+fn run_in(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WASM_DIR")
+        .env_remove("WASM_CGI_CONFIG")
+        .env_remove("INSTALL_DIR")
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
+    let cases = [
+        (
+            "modules = \"modules\"\nlisten_addr = \"x\"\n",
+            ":2: unknown field `listen_addr`",
+        ),
+        (
+            "modules = \"modules\"\n[limits]\nmax_memory = \"huge\"\n",
+            ":3: invalid size",
+        ),
+        (
+            "modules = \"modules\"\n[limits]\ntimeout = \"forever\"\n",
+            ":3: invalid duration",
+        ),
+        ("modules = \"nowhere\"\n", ":1: modules folder"),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"missing.wasm\"\n",
+            ":3: route /a: module missing.wasm is not in the modules folder",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \"absent\", guest = \"/d\" }]\n",
+            ":5: dirs: host folder",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n",
+            ":6: route /a is defined twice",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\nentrypoint = \"nope\"\n",
+            ":3: route /a: module cat.wasm exports no function `nope`",
+        ),
+    ];
+    for (config, expected) in cases {
+        let dir = config_dir(config);
+        for command in ["serve", "check"] {
+            let mut args = vec![command, "--config", "wasm-cgi.toml"];
+            if command == "serve" {
+                args.extend(["--listen", "127.0.0.1:0"]);
+            }
+            let (code, stdout, stderr) = run_in(dir.path(), &args);
+            assert_ne!(code, Some(0), "{command} accepted {config:?}");
+            assert!(stdout.is_empty(), "{command} printed {stdout:?}");
+            assert!(
+                stderr.contains("wasm-cgi.toml") && stderr.contains(expected),
+                "{command}: {stderr:?} lacks {expected:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_accepts_a_good_config_and_reports_broken_modules_one_line_each() {
+    let dir =
+        config_dir("modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n");
+    let (code, stdout, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("ok: ") && stdout.contains("1 routes"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("modules/broken.wasm"),
+        b"\0asm\x01\0\0\0garbage",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("modules/imports.wasm"),
+        b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x02\x0d\x01\x03env\x05magic\0\0",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("broken.wasm")), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("imports.wasm") && l.contains("env::magic")),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run_in(dir.path(), &["check", "--modules", "modules"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "without --config the modules folder is checked: {stderr}"
+    );
+}
