@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::cgi::Mode;
+use crate::config::RouteConfig;
 use crate::limits::Limits;
-use crate::runtime::DirGrant;
 use crate::server::Admission;
 
 /// A route's path pattern.
@@ -74,25 +73,13 @@ impl std::fmt::Display for RoutePath {
 /// One configured route, with its limits resolved.
 #[derive(Debug)]
 pub struct Route {
-    /// Which paths it answers.
-    pub path: RoutePath,
-    /// The module's file name in the modules folder (looked up per request,
-    /// so a reloaded module is picked up).
-    pub module: String,
-    /// How its output is read; `None` is the server's mode.
-    pub mode: Option<Mode>,
-    /// The export to call instead of `_start`.
-    pub entrypoint: Option<String>,
-    /// Arguments after `argv[0]`, before any search words.
-    pub args: Vec<String>,
-    /// Extra environment variables (the CGI meta-variables win on a clash).
-    pub env: Vec<(String, String)>,
-    /// Host directories the module may open.
-    pub dirs: Vec<DirGrant>,
-    /// The limits its requests run under.
+    /// The route as configured: path, module, mode, entry point, args, env,
+    /// directories. The module is looked up by name per request, so a
+    /// reloaded module is picked up.
+    pub config: RouteConfig,
+    /// The limits its requests run under: the server's, overridden by the
+    /// route's own.
     pub limits: Limits,
-    /// Pass `Authorization` as `HTTP_AUTHORIZATION`.
-    pub pass_authorization: bool,
     /// Its own instance slots, when its limits set `max_concurrency`.
     pub admission: Option<Arc<Admission>>,
 }
@@ -130,8 +117,8 @@ impl RouteTable {
         let best = self
             .routes
             .iter()
-            .filter_map(|route| Some((route, route.path.matched_len(path)?)))
-            .max_by_key(|(route, len)| (*len, matches!(route.path, RoutePath::Exact(_))))?;
+            .filter_map(|route| Some((route, route.config.path.matched_len(path)?)))
+            .max_by_key(|(route, len)| (*len, matches!(route.config.path, RoutePath::Exact(_))))?;
         let (route, len) = best;
         let (script_name, rest) = path.split_at(len);
         Some(RouteMatch {
@@ -146,7 +133,7 @@ impl RouteTable {
 /// resolved over `defaults`. Fails with one `FILE:LINE: message` per route
 /// whose module is not loaded or lacks its entry point.
 pub fn from_config(
-    configs: &[crate::config::RouteConfig],
+    configs: &[RouteConfig],
     modules: &crate::modules::ModuleRegistry,
     defaults: &Limits,
 ) -> Result<RouteTable, Vec<String>> {
@@ -177,15 +164,8 @@ pub fn from_config(
             .max_concurrency
             .map(|_| Arc::new(Admission::new(limits.max_concurrency, limits.queue_timeout)));
         routes.push(Route {
-            path: config.path.clone(),
-            module: config.module.clone(),
-            mode: config.mode,
-            entrypoint: config.entrypoint.clone(),
-            args: config.args.clone(),
-            env: config.env.clone(),
-            dirs: config.dirs.clone(),
+            config: config.clone(),
             limits,
-            pass_authorization: config.pass_authorization,
             admission,
         });
     }
@@ -201,7 +181,8 @@ mod tests {
     use super::*;
 
     fn route(path: &str, module: &str) -> Route {
-        Route {
+        let config = RouteConfig {
+            location: "test".to_owned(),
             path: RoutePath::parse(path).unwrap(),
             module: module.to_owned(),
             mode: None,
@@ -209,8 +190,12 @@ mod tests {
             args: Vec::new(),
             env: Vec::new(),
             dirs: Vec::new(),
-            limits: Limits::default(),
+            limits: Default::default(),
             pass_authorization: false,
+        };
+        Route {
+            config,
+            limits: Limits::default(),
             admission: None,
         }
     }
@@ -218,7 +203,7 @@ mod tests {
     fn found(table: &RouteTable, path: &str) -> Option<(String, String, String)> {
         let found = table.find(path)?;
         Some((
-            found.route.module.clone(),
+            found.route.config.module.clone(),
             found.script_name.to_owned(),
             found.rest.to_owned(),
         ))

@@ -68,14 +68,18 @@ pub async fn execute(
         script_name: &endpoint.script_name,
         path_info: &endpoint.path_info,
         body_len: body.as_ref().map(Bytes::len),
-        pass_authorization: route.is_some_and(|route| route.pass_authorization),
+        pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
     };
     let mut args = vec![endpoint.program.name().to_string()];
-    args.extend(route.iter().flat_map(|route| route.args.iter().cloned()));
+    args.extend(
+        route
+            .iter()
+            .flat_map(|route| route.config.args.iter().cloned()),
+    );
     args.extend(search_words(parts.uri.query().unwrap_or("")));
     let meta = cgi.meta_variables();
     // Route variables first; a meta-variable of the same name replaces one.
-    let extra = route.iter().flat_map(|route| route.env.iter());
+    let extra = route.iter().flat_map(|route| route.config.env.iter());
     let mut env: Vec<(String, String)> = extra
         .filter(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name))
         .cloned()
@@ -90,8 +94,10 @@ pub async fn execute(
     let invocation = Invocation {
         args,
         env,
-        dirs: route.map(|route| route.dirs.clone()).unwrap_or_default(),
-        entrypoint: route.and_then(|route| route.entrypoint.clone()),
+        dirs: route
+            .map(|route| route.config.dirs.clone())
+            .unwrap_or_default(),
+        entrypoint: route.and_then(|route| route.config.entrypoint.clone()),
         limits,
         ..Invocation::default()
     };

@@ -97,13 +97,13 @@ async fn dispatch(
     if let Some(found) = state.routes.find(uri.path()) {
         let entry = state
             .modules
-            .get(&found.route.module)
+            .get(&found.route.config.module)
             .ok_or(HttpError::NotFound)?;
         let endpoint = Endpoint {
             program: entry.program.clone(),
             script_name: found.script_name.to_owned(),
             path_info: cgi_bin::path_info(found.rest)?,
-            mode: found.route.mode.or(entry.mode).unwrap_or(state.mode),
+            mode: found.route.config.mode.or(entry.mode).unwrap_or(state.mode),
             route: Some(found.route),
         };
         return execute(state, request, connection, endpoint, request_id).await;
