@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -20,6 +20,8 @@ pub struct ModuleEntry {
     /// The mode the module declares for itself (built-in examples do);
     /// `None` means the server's `--mode`.
     pub mode: Option<Mode>,
+    /// How long it took to read, compile and link.
+    pub load_time: Duration,
 }
 
 /// A module file that could not be loaded.
@@ -73,12 +75,14 @@ impl ModuleRegistry {
     pub fn examples(runtime: &Runtime) -> anyhow::Result<Self> {
         let registry = Self::default();
         for example in EXAMPLES {
+            let started = Instant::now();
             let program = runtime
                 .load(example.name, example.wasm)
                 .with_context(|| format!("built-in example {} failed to load", example.name))?;
             let entry = ModuleEntry {
                 program: Arc::new(program),
                 mode: Some(example.mode),
+                load_time: started.elapsed(),
             };
             registry.insert(example.name, entry);
         }
@@ -118,6 +122,7 @@ impl ModuleRegistry {
                     let entry = ModuleEntry {
                         program: Arc::new(program),
                         mode: None,
+                        load_time: elapsed,
                     };
                     registry.insert(&name, entry);
                 }

@@ -53,6 +53,9 @@ pub struct ServeCommand {
     /// How long requests in flight may finish after SIGTERM
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_grace: Duration,
+    /// Serve GET /metrics on this address instead of the main one
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log line format (logs go to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -84,6 +87,8 @@ pub struct ServeSettings {
     pub routes: Vec<RouteConfig>,
     /// How long requests in flight may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// A separate address for `/metrics`, if any.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeCommand {
@@ -137,6 +142,7 @@ impl ServeCommand {
             limits: self.limits.apply(config.limits.apply(Limits::default())),
             routes: config.routes,
             shutdown_grace: self.shutdown_grace,
+            metrics_listen: self.metrics_listen,
         })
     }
 
@@ -170,14 +176,29 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         limits = ?settings.limits,
         "modules loaded"
     );
-    let state = Arc::new(AppState::new(
+    let mut state = AppState::new(
         runtime,
         modules,
         routes,
         settings.www,
         settings.mode,
         settings.limits,
-    ));
+    );
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen on {addr} for metrics"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            state.metrics_on_main = false;
+            Some(listener)
+        }
+        None => None,
+    };
+    let state = Arc::new(state);
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(server::serve_metrics(listener, state.clone()));
+    }
 
     let listener = TcpListener::bind(settings.listen)
         .await

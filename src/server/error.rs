@@ -33,6 +33,8 @@ pub enum HttpError {
     BadGateway(String),
     /// 503: every instance slot is busy and the queue is full.
     Overloaded,
+    /// 503: the server is shutting down and takes no new work.
+    ShuttingDown,
     /// 504: the module ran past its timeout.
     GatewayTimeout,
 }
@@ -51,7 +53,7 @@ impl HttpError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             HttpError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            HttpError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Overloaded | HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -80,6 +82,7 @@ impl HttpError {
                     "bad gateway: the module's output is not a valid CGI response: {why} (request id {request_id})"
                 )
             }
+            HttpError::ShuttingDown => "server shutting down, retry on another instance".to_owned(),
             HttpError::Overloaded => {
                 "server busy: too many requests in flight, retry shortly".to_owned()
             }

@@ -115,6 +115,7 @@ pub async fn execute(
         body.unwrap_or_default(),
         permit,
         request_id.clone(),
+        state.metrics.clone(),
     );
     match respond(run, plan).await? {
         Reply::Response(response) => Ok(Next::Response(response)),

@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::BoxError;
+use super::metrics::Metrics;
 use crate::runtime::{Exit, Input, Invocation, Output, Program, StderrLog, Stdio, output_channel};
 
 /// Chunks of stdout buffered between the guest and the client: past this the
@@ -50,6 +51,7 @@ impl GuestRun {
         stdin: Bytes,
         permit: OwnedSemaphorePermit,
         request_id: Arc<str>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, stdout) = output_channel(STDOUT_CHUNKS);
         let (done_tx, done) = oneshot::channel();
@@ -63,7 +65,9 @@ impl GuestRun {
             )),
         };
         let task = tokio::spawn(async move {
+            let running = RunningInstance::new(metrics.clone());
             let result = program.run(invocation, stdio).await;
+            drop(running);
             drop(permit);
             let exit = match result {
                 Ok(outcome) => {
@@ -80,6 +84,7 @@ impl GuestRun {
                             "module {}", outcome.exit
                         );
                     }
+                    metrics.guest_done(program.name(), &outcome.exit, usage.fuel_consumed);
                     Some(outcome.exit)
                 }
                 Err(error) => {
@@ -113,6 +118,23 @@ impl GuestRun {
         let exit = ready!(Pin::new(&mut self.done).poll(cx)).unwrap_or(None);
         self.ended = Some(exit.clone());
         Poll::Ready(Event::Done(exit))
+    }
+}
+
+/// Counts an instance in the `instances_in_flight` gauge while it lives,
+/// including when its task is aborted.
+struct RunningInstance(Arc<Metrics>);
+
+impl RunningInstance {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.instances_add(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for RunningInstance {
+    fn drop(&mut self) {
+        self.0.instances_add(-1);
     }
 }
 

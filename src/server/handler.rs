@@ -1,18 +1,19 @@
 //! The request handler: assigns the request id, routes the request (health,
-//! `/cgi-bin/wasm-run.cgi/…`, static files), follows internal redirects, and
-//! writes the access log line.
+//! metrics, configured routes, `/cgi-bin/wasm-run.cgi/…`, static files),
+//! follows internal redirects, and hands the response to the access log.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use http::header::HeaderValue;
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 
-use super::error::{HttpError, plain_text};
+use super::access_log::{LoggedBody, RequestRecord};
+use super::error::{HttpError, full_body, plain_text};
 use super::execute::{Endpoint, Next, execute};
 use super::request_id::{REQUEST_ID, request_id};
-use super::{AppState, Connection, RequestBody, ResponseBody, cgi_bin, static_files};
+use super::{AppState, Connection, RequestBody, ResponseBody, cgi_bin, metrics, static_files};
 use crate::modules::is_module_file;
 
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
@@ -21,6 +22,12 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Longest request target (path and query) accepted, as Apache's
 /// `LimitRequestLine`; longer ones get 414.
 pub const MAX_URI_LEN: usize = 8 * 1024;
+
+/// Paths that answer about the server itself: they never count as work in
+/// flight and keep answering while the server drains.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
 
 /// Answers one request. Never fails: every error is a response.
 pub async fn handle(
@@ -32,23 +39,36 @@ pub async fn handle(
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let probe = is_probe(&path);
+    let in_flight = (!probe).then(|| state.drain.enter());
+    let draining = state.drain.is_draining();
 
-    let mut response = follow_redirects(&state, request, &connection, &request_id)
-        .await
-        .unwrap_or_else(|error| error.into_response(&request_id));
+    let mut module = None;
+    let result = if draining && !probe {
+        Err(HttpError::ShuttingDown)
+    } else {
+        follow_redirects(&state, request, &connection, &request_id, &mut module).await
+    };
+    let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    tracing::info!(
-        target: "wasm_cgi::access",
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
-        request_id = %request_id,
-        client = %connection.remote.ip(),
-    );
-    response
+    if draining {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let record = RequestRecord {
+        method,
+        path,
+        request_id,
+        client: connection.remote.ip(),
+        started,
+        status: response.status().as_u16(),
+        module,
+    };
+    let metrics = state.metrics.clone();
+    response.map(|body| LoggedBody::new(body, record, metrics, in_flight).boxed_unsync())
 }
 
 async fn follow_redirects(
@@ -56,9 +76,10 @@ async fn follow_redirects(
     mut request: Request<RequestBody>,
     connection: &Connection,
     request_id: &Arc<str>,
+    module: &mut Option<Arc<str>>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     for _ in 0..=MAX_REDIRECTS {
-        match dispatch(state, request, connection, request_id).await? {
+        match dispatch(state, request, connection, request_id, module).await? {
             Next::Response(response) => return Ok(response),
             Next::Redirect(next) => request = next,
         }
@@ -66,12 +87,14 @@ async fn follow_redirects(
     Err(HttpError::TooManyRedirects)
 }
 
-/// Routes one request (or one internal redirect) to what answers it.
+/// Routes one request (or one internal redirect) to what answers it, and
+/// notes in `module` which module that was.
 async fn dispatch(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
     request_id: &Arc<str>,
+    module: &mut Option<Arc<str>>,
 ) -> Result<Next, HttpError> {
     if request
         .uri()
@@ -84,13 +107,15 @@ async fn dispatch(
     match request.uri().path() {
         "/healthz" => return Ok(Next::Response(plain_text(StatusCode::OK, "ok\n"))),
         "/readyz" => {
-            let response = if state.ready.load(Ordering::Acquire) {
+            // Modules are loaded before the socket is bound: ready unless draining.
+            let response = if !state.drain.is_draining() {
                 plain_text(StatusCode::OK, "ready\n")
             } else {
                 plain_text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             };
             return Ok(Next::Response(response));
         }
+        "/metrics" if state.metrics_on_main => return Ok(Next::Response(metrics_response(state))),
         _ => {}
     }
     let uri = request.uri().clone();
@@ -99,6 +124,7 @@ async fn dispatch(
             .modules
             .get(&found.route.config.module)
             .ok_or(HttpError::NotFound)?;
+        *module = Some(entry.program.name().clone());
         let endpoint = Endpoint {
             program: entry.program.clone(),
             script_name: found.script_name.to_owned(),
@@ -121,6 +147,7 @@ async fn dispatch(
         .modules
         .get(&target.module)
         .ok_or(HttpError::NotFound)?;
+    *module = Some(entry.program.name().clone());
     let endpoint = Endpoint {
         program: entry.program.clone(),
         script_name: target.script_name,
@@ -129,4 +156,17 @@ async fn dispatch(
         route: None,
     };
     execute(state, request, connection, endpoint, request_id).await
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub fn metrics_response(state: &AppState) -> Response<ResponseBody> {
+    let text = state
+        .metrics
+        .render(state.admission.queued(), state.runtime.compilations());
+    let mut response = Response::new(full_body(text));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
 }

@@ -4,12 +4,15 @@
 //! Like mini-redis, the server takes its listener and its shutdown signal as
 //! arguments, so tests bind port 0 and drive it without globals.
 
+mod access_log;
 mod admission;
 mod cgi_bin;
+mod drain;
 mod error;
 mod execute;
 mod guest_run;
 mod handler;
+mod metrics;
 mod request_id;
 mod respond;
 mod static_files;
@@ -18,7 +21,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +34,8 @@ use tokio::net::TcpListener;
 
 pub use admission::Admission;
 pub use cgi_bin::CGI_PREFIX;
+pub use drain::Drain;
+pub use metrics::Metrics;
 
 use crate::cgi::Mode;
 use crate::limits::Limits;
@@ -69,8 +73,13 @@ pub struct AppState {
     pub limits: Limits,
     /// Instance slots and the queue in front of them.
     pub admission: Admission,
-    /// Whether `/readyz` answers 200: modules loaded and not shutting down.
-    pub ready: AtomicBool,
+    /// Requests in flight, for graceful shutdown.
+    pub drain: Arc<Drain>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether `/metrics` is served on the main address (not when it has a
+    /// listener of its own).
+    pub metrics_on_main: bool,
 }
 
 impl AppState {
@@ -83,6 +92,12 @@ impl AppState {
         mode: Mode,
         limits: Limits,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        for name in modules.names() {
+            if let Some(entry) = modules.get(&name) {
+                metrics.module_loaded(&name, entry.load_time.as_secs_f64());
+            }
+        }
         Self {
             runtime,
             modules,
@@ -91,7 +106,9 @@ impl AppState {
             mode,
             admission: Admission::new(limits.max_concurrency, limits.queue_timeout),
             limits,
-            ready: AtomicBool::new(true),
+            drain: Arc::default(),
+            metrics,
+            metrics_on_main: true,
         }
     }
 }
@@ -106,22 +123,50 @@ pub struct Connection {
     pub local: SocketAddr,
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves, then stops accepting,
-/// turns `/readyz` to 503, and lets requests in flight finish for at most
-/// `grace`.
+/// Serves HTTP on `listener` until `shutdown` resolves; then drains:
+/// `/readyz` turns 503, new requests get 503 (`Connection: close`), and the
+/// requests in flight get at most `grace` to finish before the rest are
+/// stopped.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    let connections = GracefulShutdown::new();
+    accept_until(&listener, &state, &connections, shutdown).await;
+
+    state.drain.start();
+    tracing::info!("shutting down: draining requests in flight for up to {grace:?}");
+    let drained = async {
+        if tokio::time::timeout(grace, state.drain.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; stopping the requests still in flight");
+        }
+    };
+    // Keep answering (503 and /readyz) while the requests in flight finish.
+    accept_until(&listener, &state, &connections, drained).await;
+    drop(listener);
+    // Idle keep-alive connections close now; the rest are dropped with the runtime.
+    let _ = tokio::time::timeout(Duration::from_millis(100), connections.shutdown()).await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Accepts connections and serves them until `until` resolves.
+async fn accept_until(
+    listener: &TcpListener,
+    state: &Arc<AppState>,
+    connections: &GracefulShutdown,
+    until: impl Future<Output = ()>,
+) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_header_size(MAX_HEAD_SIZE);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-
+    tokio::pin!(until);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -133,37 +178,45 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut until => return,
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            remote,
-            local: stream
-                .local_addr()
-                .unwrap_or_else(|_| listener.local_addr().expect("bound listener")),
+        let Ok(local) = stream.local_addr() else {
+            continue;
         };
+        let connection = Connection { remote, local };
         let state = state.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let request = request.map(|body| body.boxed_unsync());
             let response = handler::handle(state.clone(), request, connection);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!("connection from {remote} ended with an error: {error}");
             }
         });
     }
+}
 
-    state.ready.store(false, Ordering::Release);
-    drop(listener);
-    tracing::info!("shutting down: waiting up to {grace:?} for requests in flight");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; stopping the requests still in flight");
+/// Serves `GET /metrics` alone on `listener`, for a metrics address apart
+/// from the public one. Runs until the process ends.
+pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = state.clone();
+        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let response = if request.uri().path() == "/metrics" {
+                handler::metrics_response(&state)
+            } else {
+                error::plain_text(http::StatusCode::NOT_FOUND, "not found\n")
+            };
+            async move { Ok::<_, Infallible>(response) }
+        });
+        tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
     }
-    Ok(())
 }

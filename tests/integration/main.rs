@@ -12,6 +12,7 @@ mod errors;
 mod examples;
 mod limits;
 mod meta_variables;
+mod operations;
 mod run_command;
 mod streaming;
 mod support;

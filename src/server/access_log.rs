@@ -1,0 +1,122 @@
+//! The access log and request metrics: one line per request, written when
+//! its response body has been sent (or abandoned), so it carries the bytes
+//! actually sent and the full duration, even for streamed responses.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Method;
+use http_body::{Body, Frame, SizeHint};
+
+use super::drain::InFlight;
+use super::metrics::Metrics;
+use super::{BoxError, ResponseBody};
+
+/// What the access line says about a request, gathered as it is handled.
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// The request method.
+    pub method: Method,
+    /// The request path (without the query).
+    pub path: String,
+    /// The request id.
+    pub request_id: Arc<str>,
+    /// The client's address.
+    pub client: IpAddr,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The response status.
+    pub status: u16,
+    /// The module that answered, if any.
+    pub module: Option<Arc<str>>,
+}
+
+/// A response body that counts what it sends and, when it is done or
+/// dropped, writes the access line and records the request's metrics.
+pub struct LoggedBody {
+    inner: ResponseBody,
+    record: RequestRecord,
+    metrics: Arc<Metrics>,
+    bytes: u64,
+    outcome: &'static str,
+    _in_flight: Option<InFlight>,
+}
+
+impl LoggedBody {
+    /// Wraps `inner`; `in_flight` keeps the request counted until the end.
+    pub fn new(
+        inner: ResponseBody,
+        record: RequestRecord,
+        metrics: Arc<Metrics>,
+        in_flight: Option<InFlight>,
+    ) -> Self {
+        Self {
+            inner,
+            record,
+            metrics,
+            bytes: 0,
+            outcome: "abandoned",
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Some(Err(_)) => self.outcome = "cut",
+            None => self.outcome = "complete",
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // A body hyper never polled (HEAD, or an empty one) is complete.
+        if self.outcome == "abandoned" && self.inner.is_end_stream() {
+            self.outcome = "complete";
+        }
+        let record = &self.record;
+        let elapsed = record.started.elapsed();
+        let module = record.module.as_deref().unwrap_or("-");
+        tracing::info!(
+            target: "wasm_cgi::access",
+            method = %record.method,
+            path = %record.path,
+            module,
+            status = record.status,
+            bytes = self.bytes,
+            body = self.outcome,
+            duration_us = elapsed.as_micros() as u64,
+            request_id = %record.request_id,
+            client = %record.client,
+        );
+        self.metrics
+            .request_done(module, record.status, elapsed.as_secs_f64());
+    }
+}

@@ -1,0 +1,234 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format): requests by
+//! module and status class, request durations, instances in flight, queue
+//! depth, refusals and timeouts, guest failures by kind, compile times and
+//! fuel used.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::runtime::Exit;
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels naming a module (`-` for requests no module answered).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModuleLabel {
+    /// The module's file name.
+    pub module: String,
+}
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The module's file name, or `-`.
+    pub module: String,
+    /// `2xx`, `4xx`, `5xx`…
+    pub status: String,
+}
+
+/// Labels of a guest that did not end with exit code 0.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The module's file name.
+    pub module: String,
+    /// `exit`, `trap`, `memory`, `fuel` or `timeout`.
+    pub kind: String,
+}
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<ModuleLabel, Histogram>,
+    instances: Gauge,
+    queued: Gauge,
+    refused: Counter,
+    timeouts: Counter,
+    failures: Family<FailureLabels, Counter>,
+    compile_seconds: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
+    fuel: Family<ModuleLabel, Counter>,
+    compilations: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wasm_cgi");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations = Family::<ModuleLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+        });
+        let metrics = Self {
+            requests,
+            durations,
+            instances: Gauge::default(),
+            queued: Gauge::default(),
+            refused: Counter::default(),
+            timeouts: Counter::default(),
+            failures: Family::default(),
+            compile_seconds: Family::default(),
+            fuel: Family::default(),
+            compilations: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by module and status class",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the last body byte, by module",
+            metrics.durations.clone(),
+        );
+        registry.register(
+            "instances_in_flight",
+            "Module instances running now",
+            metrics.instances.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Requests waiting for an instance slot",
+            metrics.queued.clone(),
+        );
+        registry.register(
+            "overloaded",
+            "Requests refused with 503 (no slot)",
+            metrics.refused.clone(),
+        );
+        registry.register(
+            "timeouts",
+            "Requests answered 504 (module past its timeout)",
+            metrics.timeouts.clone(),
+        );
+        registry.register(
+            "module_failures",
+            "Guests that trapped, exited non-zero, hit a limit or timed out",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "module_compile_seconds",
+            "How long each module took to load (compile and link)",
+            metrics.compile_seconds.clone(),
+        );
+        registry.register(
+            "fuel_consumed",
+            "Fuel used by metered guests",
+            metrics.fuel.clone(),
+        );
+        registry.register(
+            "compilations",
+            "Modules compiled since start-up (never on the request path)",
+            metrics.compilations.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts a finished request.
+    pub fn request_done(&self, module: &str, status: u16, seconds: f64) {
+        let labels = RequestLabels {
+            module: module.to_owned(),
+            status: format!("{}xx", status / 100),
+        };
+        self.requests.get_or_create(&labels).inc();
+        let module = ModuleLabel {
+            module: labels.module,
+        };
+        self.durations.get_or_create(&module).observe(seconds);
+        match status {
+            503 => self.refused.inc(),
+            504 => self.timeouts.inc(),
+            _ => 0,
+        };
+    }
+
+    /// A guest instance started (`+1`) or ended (`-1`).
+    pub fn instances_add(&self, delta: i64) {
+        self.instances.inc_by(delta);
+    }
+
+    /// Records how a guest ended and the fuel it used.
+    pub fn guest_done(&self, module: &str, exit: &Exit, fuel: Option<u64>) {
+        let kind = match exit {
+            Exit::Code(0) => None,
+            Exit::Code(_) => Some("exit"),
+            Exit::Trap(_) => Some("trap"),
+            Exit::MemoryLimit { .. } => Some("memory"),
+            Exit::OutOfFuel => Some("fuel"),
+            Exit::TimedOut => Some("timeout"),
+        };
+        if let Some(kind) = kind {
+            let labels = FailureLabels {
+                module: module.to_owned(),
+                kind: kind.to_owned(),
+            };
+            self.failures.get_or_create(&labels).inc();
+        }
+        if let Some(fuel) = fuel {
+            let labels = ModuleLabel {
+                module: module.to_owned(),
+            };
+            self.fuel.get_or_create(&labels).inc_by(fuel);
+        }
+    }
+
+    /// Records how long `module` took to load.
+    pub fn module_loaded(&self, module: &str, seconds: f64) {
+        let labels = ModuleLabel {
+            module: module.to_owned(),
+        };
+        self.compile_seconds.get_or_create(&labels).set(seconds);
+    }
+
+    /// The text exposition, with the gauges read at scrape time set first.
+    pub fn render(&self, queued: usize, compilations: u64) -> String {
+        self.queued.set(queued as i64);
+        self.compilations.set(compilations as i64);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_move_and_render() {
+        let metrics = Metrics::new();
+        metrics.request_done("hello.wasm", 200, 0.001);
+        metrics.request_done("-", 503, 0.0);
+        metrics.guest_done("trap.wasm", &Exit::Trap("boom".into()), None);
+        metrics.guest_done("spin.wasm", &Exit::OutOfFuel, Some(1000));
+        let text = metrics.render(3, 2);
+        for expected in [
+            "wasm_cgi_requests_total{module=\"hello.wasm\",status=\"2xx\"} 1",
+            "wasm_cgi_overloaded_total 1",
+            "wasm_cgi_module_failures_total{module=\"trap.wasm\",kind=\"trap\"} 1",
+            "wasm_cgi_fuel_consumed_total{module=\"spin.wasm\"} 1000",
+            "wasm_cgi_queue_depth 3",
+            "wasm_cgi_compilations 2",
+            "wasm_cgi_request_duration_seconds_count{module=\"hello.wasm\"} 1",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
+    }
+}
