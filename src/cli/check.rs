@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::cache::CacheFlags;
 use super::serve::{ModuleSource, install_dir, load_modules, module_source, needs_fuel};
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::modules::LoadOptions;
 use crate::routes;
 use crate::runtime::{Runtime, RuntimeOptions};
 
@@ -23,6 +25,9 @@ pub struct CheckCommand {
     /// Folder of .wasm modules, as for `serve`
     #[arg(long, env = "WASM_DIR", value_name = "DIR")]
     pub modules: Option<PathBuf>,
+    /// Compile cache and precompiled modules.
+    #[command(flatten)]
+    pub cache: CacheFlags,
 }
 
 impl CheckCommand {
@@ -60,9 +65,14 @@ impl CheckCommand {
         let limits = config.limits.apply(Limits::default());
         let runtime = Runtime::new(RuntimeOptions {
             fuel_metering: needs_fuel(&limits, &config.routes),
+            cache: self.cache.cache(),
+            ..RuntimeOptions::default()
         })?;
+        let options = LoadOptions {
+            allow_precompiled: self.cache.allow_precompiled,
+        };
         let tokio = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-        let (modules, failures) = tokio.block_on(load_modules(&runtime, &source))?;
+        let (modules, failures) = tokio.block_on(load_modules(&runtime, &source, options))?;
 
         let folder = match &source {
             ModuleSource::Folder(dir) => dir.display().to_string(),

@@ -1,7 +1,9 @@
 //! The `wasm-cgi` command line: one file per subcommand, each a clap struct
 //! with an `execute` method; shared limit flags are [`crate::limits::LimitOverrides`].
 
+pub mod cache;
 pub mod check;
+pub mod compile;
 pub mod run;
 pub mod serve;
 
@@ -27,6 +29,8 @@ pub enum Command {
     Run(run::RunCommand),
     /// Validate the config file and every module without serving.
     Check(check::CheckCommand),
+    /// Precompile modules into the cache, or to .cwasm files.
+    Compile(compile::CompileCommand),
 }
 
 impl Command {
@@ -36,6 +40,7 @@ impl Command {
             Command::Serve(command) => command.execute(),
             Command::Run(command) => command.execute(),
             Command::Check(command) => command.execute(),
+            Command::Compile(command) => command.execute(),
         }
     }
 }

@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 
+use super::cache::CacheFlags;
 use crate::limits::{LimitOverrides, Limits};
 use crate::logging::{self, LogFormat};
+use crate::modules::load_file;
 use crate::runtime::{DirGrant, Exit, Input, Invocation, Output, Runtime, RuntimeOptions, Stdio};
 
 /// Exit code for a module that trapped (like a native abort: 128 + SIGABRT).
@@ -40,6 +42,9 @@ pub struct RunCommand {
     /// Limits for this run (no timeout unless given).
     #[command(flatten)]
     pub limits: LimitOverrides,
+    /// Compile cache and precompiled modules.
+    #[command(flatten)]
+    pub cache: CacheFlags,
 }
 
 /// A `--dir` flag.
@@ -76,14 +81,18 @@ impl RunCommand {
     }
 
     async fn run(self) -> anyhow::Result<ExitCode> {
-        let wasm = std::fs::read(&self.module)
-            .with_context(|| format!("failed to read {}", self.module.display()))?;
         let name = self
             .module
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or("module.wasm")
             .to_owned();
+        if name.ends_with(".cwasm") && !self.cache.allow_precompiled {
+            anyhow::bail!(
+                "{} is precompiled native code: pass --allow-precompiled to run it",
+                self.module.display()
+            );
+        }
         let defaults = Limits {
             // From the shell there is no client waiting: no deadline unless asked.
             timeout: Duration::from_secs(u32::MAX.into()),
@@ -92,10 +101,13 @@ impl RunCommand {
         let limits = self.limits.apply(defaults);
         let runtime = Runtime::new(RuntimeOptions {
             fuel_metering: limits.fuel.is_some(),
+            max_memory: limits.max_memory.0,
+            cache: self.cache.cache(),
+            ..RuntimeOptions::default()
         })?;
-        let program = runtime
-            .load(&name, &wasm)
+        let entry = load_file(&runtime, &name, &self.module)
             .with_context(|| format!("failed to load {}", self.module.display()))?;
+        let program = entry.program;
 
         let stdin = match &self.stdin {
             Some(file) => Input::Bytes(Bytes::from(

@@ -12,11 +12,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use super::cache::CacheFlags;
 use crate::cgi::Mode;
 use crate::config::{Config, RouteConfig};
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
-use crate::modules::{LoadFailure, ModuleRegistry};
+use crate::modules::{LoadFailure, LoadOptions, ModuleRegistry, reload};
 use crate::routes;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::server::{self, AppState};
@@ -50,6 +51,9 @@ pub struct ServeCommand {
     /// Limits for every request.
     #[command(flatten)]
     pub limits: LimitOverrides,
+    /// Compile cache and precompiled modules.
+    #[command(flatten)]
+    pub cache: CacheFlags,
     /// How long requests in flight may finish after SIGTERM
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_grace: Duration,
@@ -89,6 +93,8 @@ pub struct ServeSettings {
     pub shutdown_grace: Duration,
     /// A separate address for `/metrics`, if any.
     pub metrics_listen: Option<SocketAddr>,
+    /// Compile cache and precompiled modules.
+    pub cache: CacheFlags,
 }
 
 impl ServeCommand {
@@ -143,6 +149,7 @@ impl ServeCommand {
             routes: config.routes,
             shutdown_grace: self.shutdown_grace,
             metrics_listen: self.metrics_listen,
+            cache: self.cache.clone(),
         })
     }
 
@@ -161,8 +168,14 @@ impl ServeCommand {
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeOptions {
         fuel_metering: needs_fuel(&settings.limits, &settings.routes),
+        max_instances: Some(pool_size(&settings.limits, &settings.routes)),
+        max_memory: max_memory(&settings.limits, &settings.routes),
+        cache: settings.cache.cache(),
     })?;
-    let (modules, failures) = load_modules(&runtime, &settings.modules).await?;
+    let options = LoadOptions {
+        allow_precompiled: settings.cache.allow_precompiled,
+    };
+    let (modules, failures) = load_modules(&runtime, &settings.modules, options).await?;
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
@@ -198,6 +211,19 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let state = Arc::new(state);
     if let Some(listener) = metrics_listener {
         tokio::spawn(server::serve_metrics(listener, state.clone()));
+    }
+    if let ModuleSource::Folder(dir) = settings.modules {
+        let metrics = state.metrics.clone();
+        let on_load =
+            move |name: &str, took: Duration| metrics.module_loaded(name, took.as_secs_f64());
+        let watch = reload::watch(
+            state.modules.clone(),
+            state.runtime.clone(),
+            dir,
+            options,
+            on_load,
+        );
+        tokio::spawn(watch);
     }
 
     let listener = TcpListener::bind(settings.listen)
@@ -248,9 +274,10 @@ pub(super) fn module_source(
 pub(super) async fn load_modules(
     runtime: &Runtime,
     source: &ModuleSource,
+    options: LoadOptions,
 ) -> anyhow::Result<(ModuleRegistry, Vec<LoadFailure>)> {
     match source {
-        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(runtime, dir).await,
+        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(runtime, dir, options).await,
         ModuleSource::Examples => Ok((ModuleRegistry::examples(runtime)?, Vec::new())),
     }
 }
@@ -258,6 +285,27 @@ pub(super) async fn load_modules(
 /// Whether any limit asks for fuel, so the engine must meter it.
 pub(super) fn needs_fuel(limits: &Limits, routes: &[RouteConfig]) -> bool {
     limits.fuel.is_some() || routes.iter().any(|route| route.limits.fuel.is_some())
+}
+
+/// Instance slots for the pooling allocator: every admission slot (the
+/// server's and each route's own), twice over, so an instance still being
+/// torn down never makes a new one wait.
+fn pool_size(limits: &Limits, routes: &[RouteConfig]) -> u32 {
+    let route_slots: u32 = routes
+        .iter()
+        .filter_map(|route| route.limits.max_concurrency)
+        .sum();
+    let slots = u32::try_from(limits.max_concurrency).unwrap_or(u32::MAX);
+    slots.saturating_add(route_slots).saturating_mul(2)
+}
+
+/// The largest `max-memory` of the server and its routes.
+fn max_memory(limits: &Limits, routes: &[RouteConfig]) -> u64 {
+    let route_max = routes
+        .iter()
+        .filter_map(|route| route.limits.max_memory)
+        .map(|size| size.0);
+    route_max.fold(limits.max_memory.0, u64::max)
 }
 
 /// Resolves on SIGTERM or SIGINT.

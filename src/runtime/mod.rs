@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod cache;
 mod engine;
 mod epoch;
 mod host;
@@ -23,6 +24,7 @@ mod invocation;
 mod output;
 mod program;
 
+pub use cache::{CacheOutcome, ModuleCache};
 pub use engine::{Runtime, RuntimeOptions};
 pub use invocation::{DirGrant, Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
 pub use output::{OutputSender, StderrLog, output_channel};

@@ -14,7 +14,6 @@ use super::error::{HttpError, full_body, plain_text};
 use super::execute::{Endpoint, Next, execute};
 use super::request_id::{REQUEST_ID, request_id};
 use super::{AppState, Connection, RequestBody, ResponseBody, cgi_bin, metrics, static_files};
-use crate::modules::is_module_file;
 
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
 pub const MAX_REDIRECTS: usize = 5;
@@ -140,9 +139,6 @@ async fn dispatch(
             .map(Next::Response);
     };
     let target = target?;
-    if !is_module_file(&target.module) {
-        return Err(HttpError::NotFound);
-    }
     let entry = state
         .modules
         .get(&target.module)

@@ -62,7 +62,7 @@ pub struct AppState {
     /// The engine and linker.
     pub runtime: Runtime,
     /// The modules served under `/cgi-bin/wasm-run.cgi/` and by routes.
-    pub modules: ModuleRegistry,
+    pub modules: Arc<ModuleRegistry>,
     /// The configured routes.
     pub routes: RouteTable,
     /// The static files folder, if any.
@@ -100,7 +100,7 @@ impl AppState {
         }
         Self {
             runtime,
-            modules,
+            modules: Arc::new(modules),
             routes,
             www,
             mode,

@@ -207,6 +207,7 @@ fn run_in(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String)
         .env_remove("WASM_DIR")
         .env_remove("WASM_CGI_CONFIG")
         .env_remove("INSTALL_DIR")
+        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
         .output()
         .unwrap();
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();

@@ -194,6 +194,7 @@ fn the_log_analyzer_runs_from_the_shell_with_a_granted_directory() {
     .unwrap();
     let analyzer = concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/log-analyzer.wasm");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
         .args([
             "run",
             "--dir",

@@ -10,6 +10,7 @@ mod concurrency;
 mod config;
 mod errors;
 mod examples;
+mod fast_path;
 mod limits;
 mod meta_variables;
 mod operations;

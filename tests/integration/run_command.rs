@@ -8,6 +8,7 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
         .arg("run")
         .args(args)
         .env(crate::support::HOST_SECRET.0, crate::support::HOST_SECRET.1)
+        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -188,6 +188,7 @@ fn spawn(
         .env_remove("WASM_DIR")
         .env_remove("INSTALL_DIR")
         .env_remove("RUST_LOG")
+        .env("WASMTIME_CACHE_DIR", shared_cache_dir())
         .env_remove("WASM_CGI_CONFIG")
         .env("NO_COLOR", "1")
         .env(HOST_SECRET.0, HOST_SECRET.1)
@@ -239,6 +240,12 @@ pub fn config_dir(config: &str) -> tempfile::TempDir {
     std::fs::write(dir.path().join("data/data.txt"), "granted data\n").unwrap();
     std::fs::write(dir.path().join("wasm-cgi.toml"), config).unwrap();
     dir
+}
+
+/// The compile cache every test server shares: inside the build's own
+/// temporary folder, never the user's cache.
+pub fn shared_cache_dir() -> String {
+    concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cgi-cache").to_owned()
 }
 
 /// An HTTP client that never pools connections between tests.

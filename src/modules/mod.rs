@@ -1,0 +1,252 @@
+//! The module registry: which module answers to which file name. Filled from
+//! the modules folder (compiled in parallel at start-up, kept current by
+//! [`reload`]) or from the built-in examples. Requests take an `Arc` to the
+//! entry they run, so a module replaced meanwhile finishes them unchanged.
+
+pub mod reload;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+
+use crate::cgi::Mode;
+use crate::examples::EXAMPLES;
+use crate::runtime::{Program, Runtime};
+
+/// A loaded module and how to read its output.
+pub struct ModuleEntry {
+    /// The compiled, pre-linked module.
+    pub program: Arc<Program>,
+    /// The mode the module declares for itself (built-in examples do);
+    /// `None` means the server's `--mode`.
+    pub mode: Option<Mode>,
+    /// How long it took to read, compile (or load from the cache) and link.
+    pub load_time: Duration,
+    /// The file it was loaded from, as it was then; `None` for built-ins.
+    pub source: Option<Fingerprint>,
+}
+
+/// A module file's size and modification time: when either changes, the
+/// file is reloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path` now.
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        let metadata = std::fs::metadata(path)?;
+        Ok(Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        })
+    }
+}
+
+/// A module file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// Its file name.
+    pub module: String,
+    /// Why, fit for a log line.
+    pub reason: String,
+}
+
+/// What files in the modules folder are modules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Also `.cwasm` files precompiled by `wasm-cgi compile`.
+    pub allow_precompiled: bool,
+}
+
+/// The modules the server answers for, by file name.
+#[derive(Default)]
+pub struct ModuleRegistry {
+    entries: RwLock<HashMap<Arc<str>, Arc<ModuleEntry>>>,
+}
+
+/// Whether `name` can name a module: a visible `*.wasm` or `*.cwasm` file.
+pub fn is_module_file(name: &str) -> bool {
+    !name.starts_with('.') && (has_extension(name, ".wasm") || has_extension(name, ".cwasm"))
+}
+
+fn has_extension(name: &str, extension: &str) -> bool {
+    name.len() > extension.len() && name.ends_with(extension)
+}
+
+impl ModuleRegistry {
+    /// The module serving `name`, if any.
+    pub fn get(&self, name: &str) -> Option<Arc<ModuleEntry>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Every module name, sorted.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = self.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Adds or replaces the module served as `name`.
+    pub fn insert(&self, name: &str, entry: ModuleEntry) {
+        self.write().insert(name.into(), Arc::new(entry));
+    }
+
+    /// Stops serving `name`.
+    pub fn remove(&self, name: &str) {
+        self.write().remove(name);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<ModuleEntry>>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<ModuleEntry>>> {
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The built-in example modules.
+    pub fn examples(runtime: &Runtime) -> anyhow::Result<Self> {
+        let registry = Self::default();
+        for example in EXAMPLES {
+            let started = Instant::now();
+            let program = runtime
+                .load(example.name, example.wasm)
+                .with_context(|| format!("built-in example {} failed to load", example.name))?;
+            let entry = ModuleEntry {
+                program: Arc::new(program),
+                mode: Some(example.mode),
+                load_time: started.elapsed(),
+                source: None,
+            };
+            registry.insert(example.name, entry);
+        }
+        Ok(registry)
+    }
+
+    /// Compiles every module in `dir` in parallel. Files that fail to load
+    /// are left out and returned with why; only an unreadable folder is an
+    /// error.
+    pub async fn load_folder(
+        runtime: &Runtime,
+        dir: &Path,
+        options: LoadOptions,
+    ) -> anyhow::Result<(Self, Vec<LoadFailure>)> {
+        let files = module_files(dir, options)?;
+        let tasks: Vec<_> = files
+            .into_iter()
+            .map(|(name, path)| {
+                let runtime = runtime.clone();
+                tokio::task::spawn_blocking(move || {
+                    let loaded = load_file(&runtime, &name, &path);
+                    (name, loaded)
+                })
+            })
+            .collect();
+
+        let registry = Self::default();
+        let mut failures = Vec::new();
+        for task in tasks {
+            let (name, loaded) = task.await.context("a module compilation task panicked")?;
+            match loaded {
+                Ok(entry) => {
+                    tracing::info!(module = %name, load_ms = entry.load_time.as_millis() as u64, "module loaded");
+                    registry.insert(&name, entry);
+                }
+                Err(error) => failures.push(LoadFailure {
+                    module: name,
+                    reason: format!("{error:#}"),
+                }),
+            }
+        }
+        Ok((registry, failures))
+    }
+}
+
+/// Reads, compiles (or takes from the cache) and links the module file at
+/// `path`. Blocking: call it off the async workers.
+pub fn load_file(runtime: &Runtime, name: &str, path: &Path) -> anyhow::Result<ModuleEntry> {
+    let started = Instant::now();
+    let source = Fingerprint::of(path).context("failed to read the file")?;
+    let bytes = std::fs::read(path).context("failed to read the file")?;
+    let program = if has_extension(name, ".cwasm") {
+        // SAFETY: `.cwasm` files are only listed with `--allow-precompiled`,
+        // the operator's statement that they come from a trusted source.
+        unsafe { runtime.load_precompiled(name, &bytes) }?
+    } else {
+        runtime.load(name, &bytes)?
+    };
+    Ok(ModuleEntry {
+        program: Arc::new(program),
+        mode: None,
+        load_time: started.elapsed(),
+        source: Some(source),
+    })
+}
+
+/// The module files in `dir`, by name.
+pub fn module_files(dir: &Path, options: LoadOptions) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry
+            .with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let wanted =
+            is_module_file(&name) && (has_extension(&name, ".wasm") || options.allow_precompiled);
+        if wanted && entry.path().is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_wasm_and_cwasm_files_are_modules() {
+        assert!(is_module_file("hello.wasm"));
+        assert!(is_module_file("hello.cwasm"));
+        assert!(!is_module_file(".hidden.wasm"));
+        assert!(!is_module_file(".wasm"));
+        assert!(!is_module_file("notes.txt"));
+        assert!(!is_module_file("hello.wasm.bak"));
+    }
+
+    #[test]
+    fn precompiled_files_are_listed_only_when_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.wasm", "b.cwasm", ".c.wasm", "d.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let names = |options| -> Vec<String> {
+            module_files(dir.path(), options)
+                .unwrap()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        assert_eq!(names(LoadOptions::default()), ["a.wasm"]);
+        assert_eq!(
+            names(LoadOptions {
+                allow_precompiled: true
+            }),
+            ["a.wasm", "b.cwasm"]
+        );
+    }
+}

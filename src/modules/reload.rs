@@ -1,0 +1,173 @@
+//! Hot reload: adding, replacing or deleting a module file takes effect
+//! without a restart. Filesystem notifications trigger a rescan at once, and
+//! a periodic rescan catches what notifications miss (network filesystems,
+//! a watcher that could not start). A changed file is loaded only once it has
+//! stopped changing (so a half-written file never is), and it replaces the
+//! running version only if it loads: a broken replacement is logged and the
+//! old version keeps serving.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+
+use super::{Fingerprint, LoadOptions, ModuleRegistry, load_file, module_files};
+use crate::runtime::Runtime;
+
+/// How long a file must keep the same size and modification time before it
+/// is loaded.
+pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// How often the folder is rescanned without any notification.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps `registry` in step with the files in `dir` until the task is
+/// dropped. `on_load` is told each module's name and load time.
+pub async fn watch(
+    registry: Arc<ModuleRegistry>,
+    runtime: Runtime,
+    dir: PathBuf,
+    options: LoadOptions,
+    on_load: impl Fn(&str, Duration) + Send + 'static,
+) {
+    let (nudge, mut nudged) = mpsc::channel::<()>(1);
+    let watcher = notify::recommended_watcher(move |_event| {
+        let _ = nudge.try_send(());
+    })
+    .and_then(|mut watcher| {
+        watcher
+            .watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    let _watcher = match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(
+                "no filesystem notifications for {} ({error}); polling every {POLL_INTERVAL:?}",
+                dir.display()
+            );
+            None
+        }
+    };
+
+    let mut scanner = Scanner {
+        registry,
+        runtime,
+        dir,
+        options,
+        pending: HashMap::new(),
+        failed: HashMap::new(),
+    };
+    loop {
+        tokio::select! {
+            _ = nudged.recv() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+        while let Some(wait) = scanner.scan(&on_load).await {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The reload state between scans.
+struct Scanner {
+    registry: Arc<ModuleRegistry>,
+    runtime: Runtime,
+    dir: PathBuf,
+    options: LoadOptions,
+    /// Changed files waiting to settle: how they looked, and since when.
+    pending: HashMap<String, (Fingerprint, Instant)>,
+    /// Files that failed to load as they are now: not retried until they change.
+    failed: HashMap<String, Fingerprint>,
+}
+
+impl Scanner {
+    /// Brings the registry up to date with the folder; `Some(wait)` if a
+    /// file is still settling and the folder should be scanned again then.
+    async fn scan(&mut self, on_load: &impl Fn(&str, Duration)) -> Option<Duration> {
+        let files = match module_files(&self.dir, self.options) {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!("module reload scan failed: {error:#}");
+                return None;
+            }
+        };
+        let mut settling = false;
+        for (name, path) in &files {
+            let Ok(now) = Fingerprint::of(path) else {
+                continue;
+            };
+            let current = self.registry.get(name).and_then(|entry| entry.source);
+            if current == Some(now) || self.failed.get(name) == Some(&now) {
+                self.pending.remove(name);
+                continue;
+            }
+            match self.pending.get(name) {
+                Some((seen, since)) if *seen == now && since.elapsed() >= SETTLE => {
+                    self.pending.remove(name);
+                    self.load(name, path, current.is_some(), on_load).await;
+                }
+                Some((seen, _)) if *seen == now => settling = true,
+                _ => {
+                    self.pending.insert(name.clone(), (now, Instant::now()));
+                    settling = true;
+                }
+            }
+        }
+        for name in self.registry.names() {
+            let from_folder = self
+                .registry
+                .get(&name)
+                .is_some_and(|entry| entry.source.is_some());
+            if from_folder && !files.iter().any(|(file, _)| **file == *name) {
+                self.registry.remove(&name);
+                tracing::info!(module = %name, "module removed");
+            }
+        }
+        self.failed
+            .retain(|name, _| files.iter().any(|(file, _)| file == name));
+        settling.then_some(SETTLE)
+    }
+
+    async fn load(
+        &mut self,
+        name: &str,
+        path: &Path,
+        replacing: bool,
+        on_load: &impl Fn(&str, Duration),
+    ) {
+        let runtime = self.runtime.clone();
+        let (owned_name, owned_path) = (name.to_owned(), path.to_path_buf());
+        let loaded =
+            tokio::task::spawn_blocking(move || load_file(&runtime, &owned_name, &owned_path))
+                .await;
+        match loaded {
+            Ok(Ok(entry)) => {
+                let verb = if replacing {
+                    "module reloaded"
+                } else {
+                    "module added"
+                };
+                tracing::info!(module = %name, load_ms = entry.load_time.as_millis() as u64, "{verb}");
+                on_load(name, entry.load_time);
+                self.failed.remove(name);
+                self.registry.insert(name, entry);
+            }
+            Ok(Err(error)) => {
+                let kept = if replacing {
+                    "; the previous version keeps serving"
+                } else {
+                    ""
+                };
+                tracing::error!(module = %name, "module skipped: {error:#}{kept}");
+                if let Ok(now) = Fingerprint::of(path) {
+                    self.failed.insert(name.to_owned(), now);
+                }
+            }
+            Err(error) => tracing::error!(module = %name, "module load task failed: {error}"),
+        }
+    }
+}

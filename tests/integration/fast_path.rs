@@ -1,0 +1,254 @@
+//! The fast path: the compile cache (hits, misses, corruption, an unusable
+//! folder), hot reload (add, replace, delete, half-written files, requests
+//! in flight), precompiled `.cwasm` files, and no compilation per request.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{PROGRAMS, Server, client};
+
+/// The `wasm_cgi_compilations` gauge.
+async fn compilations(server: &Server) -> u64 {
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("wasm_cgi_compilations "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the compilations gauge")
+}
+
+/// A server over a copy of every test program, with its own compile cache.
+fn server_with_cache(cache: &std::path::Path) -> Server {
+    Server::start(&["--cache-dir", cache.to_str().unwrap()])
+}
+
+#[tokio::test]
+async fn a_warm_cache_compiles_nothing_and_a_corrupt_one_is_rebuilt() {
+    let cache = tempfile::tempdir().unwrap();
+    let cold = server_with_cache(cache.path());
+    assert_eq!(
+        compilations(&cold).await,
+        PROGRAMS.len() as u64,
+        "a cold cache compiles every module"
+    );
+    drop(cold);
+
+    let warm = server_with_cache(cache.path());
+    assert_eq!(
+        compilations(&warm).await,
+        0,
+        "a warm cache compiles nothing"
+    );
+    for _ in 0..20 {
+        client()
+            .post(warm.cgi("cat.wasm"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(compilations(&warm).await, 0, "requests never compile");
+    drop(warm);
+
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"corrupt").unwrap();
+    }
+    let rebuilt = server_with_cache(cache.path());
+    assert_eq!(compilations(&rebuilt).await, PROGRAMS.len() as u64);
+    let response = client()
+        .post(rebuilt.cgi("cat.wasm"))
+        .body("still fine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "still fine");
+}
+
+#[tokio::test]
+async fn an_unwritable_cache_folder_is_a_warning_not_an_error() {
+    let not_a_dir = tempfile::NamedTempFile::new().unwrap();
+    let server = server_with_cache(&not_a_dir.path().join("cache"));
+    let response = client()
+        .post(server.cgi("cat.wasm"))
+        .body("ok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+    assert!(
+        server
+            .wait_for_log("compile cache off")
+            .contains("compile cache off")
+    );
+}
+
+/// Polls `name` until `check` accepts its status and body, for at most `within`.
+async fn eventually(
+    server: &Server,
+    name: &str,
+    within: Duration,
+    check: impl Fn(u16, &str) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = client()
+            .post(server.cgi(name))
+            .body("probe")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if check(status, &body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{name} still answers {status} {body:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn modules_added_replaced_and_deleted_take_effect_without_restart() {
+    let server = Server::start(&[]);
+    let dir = server.modules.path();
+    std::fs::copy(test_artifacts::CAT, dir.join("new.wasm")).unwrap();
+    let took = eventually(&server, "new.wasm", Duration::from_secs(2), |s, b| {
+        s == 200 && b == "probe"
+    })
+    .await;
+    assert!(took < Duration::from_secs(2), "added after {took:?}");
+
+    std::fs::copy(test_artifacts::SLEEP, dir.join("new.wasm.tmp")).unwrap();
+    std::fs::rename(dir.join("new.wasm.tmp"), dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm", Duration::from_secs(2), |s, b| {
+        s == 200 && b == "awake\n"
+    })
+    .await;
+
+    std::fs::remove_file(dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm", Duration::from_secs(2), |s, _| s == 404).await;
+    server.wait_for_log("module removed");
+}
+
+#[tokio::test]
+async fn a_half_written_file_is_never_loaded() {
+    let server = Server::start(&[]);
+    let bytes = std::fs::read(test_artifacts::CAT).unwrap();
+    let path = server.modules.path().join("slowly.wasm");
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    std::fs::write(&path, first).unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, second).unwrap();
+    drop(file);
+    eventually(&server, "slowly.wasm", Duration::from_secs(3), |s, b| {
+        s == 200 && b == "probe"
+    })
+    .await;
+    assert!(!server.log().contains("module skipped"), "{}", server.log());
+}
+
+#[tokio::test]
+async fn a_broken_replacement_keeps_the_previous_version() {
+    let server = Server::start(&[]);
+    std::fs::write(server.modules.path().join("cat.wasm"), b"\0asm broken").unwrap();
+    server.wait_for_log("previous version keeps serving");
+    let response = client()
+        .post(server.cgi("cat.wasm"))
+        .body("old")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "old");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_finishes_on_the_version_it_started_with() {
+    let server = Server::start(&[]);
+    let dir = server.modules.path();
+    std::fs::copy(test_artifacts::SLOW_LINES, dir.join("swap.wasm")).unwrap();
+    eventually(&server, "swap.wasm?1+0", Duration::from_secs(2), |s, _| {
+        s == 200
+    })
+    .await;
+
+    let mut old = client()
+        .get(server.cgi("swap.wasm?3+400"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&old.chunk().await.unwrap().unwrap()[..], b"line 0\n");
+    std::fs::copy(test_artifacts::CAT, dir.join("swap.tmp")).unwrap();
+    std::fs::rename(dir.join("swap.tmp"), dir.join("swap.wasm")).unwrap();
+    eventually(&server, "swap.wasm", Duration::from_secs(2), |s, b| {
+        s == 200 && b == "probe"
+    })
+    .await;
+
+    let mut rest = Vec::new();
+    while let Some(chunk) = old.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"line 1\nline 2\n");
+}
+
+#[tokio::test]
+async fn precompiled_modules_are_served_only_when_allowed() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args([
+            "compile",
+            "-o",
+            out.path().to_str().unwrap(),
+            test_artifacts::CAT,
+        ])
+        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cwasm = out.path().join("cat.cwasm");
+    assert!(cwasm.is_file());
+
+    let modules = tempfile::tempdir().unwrap();
+    std::fs::copy(&cwasm, modules.path().join("cat.cwasm")).unwrap();
+    let server = Server::start_in(modules, &["--allow-precompiled"]);
+    let response = client()
+        .post(server.cgi("cat.cwasm"))
+        .body("native")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "native");
+    assert_eq!(compilations(&server).await, 0);
+
+    let modules = tempfile::tempdir().unwrap();
+    std::fs::copy(&cwasm, modules.path().join("cat.cwasm")).unwrap();
+    let server = Server::start_in(modules, &[]);
+    assert_eq!(
+        client()
+            .post(server.cgi("cat.cwasm"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args(["run", cwasm.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-precompiled"));
+}
