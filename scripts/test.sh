@@ -13,3 +13,5 @@ rustup component add rustfmt clippy
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The Dockerfile and Kubernetes manifests, against the Kubernetes schemas.
+deploy/validate.sh
