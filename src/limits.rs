@@ -90,9 +90,16 @@ pub struct Limits {
     pub queue_timeout: Duration,
 }
 
+/// The machine's cores (as the cgroup allows), read once: finding out reads
+/// several files under /proc and /sys.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = cores();
         Self {
             timeout: Duration::from_secs(30),
             max_memory: ByteSize(128 << 20),

@@ -1,6 +1,8 @@
 //! Log set-up: `tracing` to stderr (stdout is reserved for the `listening on`
 //! line and for modules run from the shell), levels from `RUST_LOG`.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -22,6 +24,7 @@ pub fn init(format: LogFormat, default_level: &str) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

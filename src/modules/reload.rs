@@ -34,8 +34,11 @@ pub async fn watch(
     on_load: impl Fn(&str, Duration) + Send + 'static,
 ) {
     let (nudge, mut nudged) = mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |_event| {
-        let _ = nudge.try_send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Only changes: the scan's own reads of the folder are events too.
+        if event.is_ok_and(|event| !event.kind.is_access()) {
+            let _ = nudge.try_send(());
+        }
     })
     .and_then(|mut watcher| {
         watcher

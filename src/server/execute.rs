@@ -17,7 +17,7 @@ use super::{AppState, Connection, RequestBody, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::request::{CgiRequest, search_words};
 use crate::routes::Route;
-use crate::runtime::{Invocation, Program};
+use crate::runtime::{Input, Invocation, Program};
 
 /// How long a client may take to send the whole request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,7 +99,7 @@ pub async fn execute(
             .unwrap_or_default(),
         entrypoint: route.and_then(|route| route.config.entrypoint.clone()),
         limits,
-        ..Invocation::default()
+        stdin: Input::Empty,
     };
 
     let admission = route

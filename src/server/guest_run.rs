@@ -1,6 +1,7 @@
-//! One module run on behalf of a request: the spawned instance, its stdout
-//! as a stream of chunks, and the response body that streams them to the
-//! client. Dropping either stops the instance (client gone, error sent).
+//! One module run on behalf of a request: the instance (driven inside the
+//! request's task), its stdout as a stream of chunks, and the response body
+//! that streams them to the client. Dropping either stops the instance
+//! (client gone, error sent).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -9,8 +10,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::BoxError;
 use super::metrics::Metrics;
@@ -28,23 +28,28 @@ const STDERR_CAP: usize = 64 * 1024;
 pub enum Event {
     /// A piece of stdout.
     Chunk(Bytes),
-    /// The guest is gone: how it ended, or `None` if the host failed to run
-    /// it (logged).
-    Done(Option<Exit>),
+    /// The guest is gone: how it ended.
+    Done(Ending),
 }
 
-/// A module instance running in its own task for one request.
+/// How a guest ended, or `None` if the host failed to run it (logged).
+type Ending = Option<Exit>;
+
+/// A module instance running for one request. It runs inside the request's
+/// own task, driven by whoever reads its output (the response code, then the
+/// response body), so no task is spawned and no thread woken per request;
+/// epoch yields keep a busy guest from holding the worker.
 pub struct GuestRun {
+    /// The running guest; `None` once it has ended.
+    guest: Option<Pin<Box<dyn Future<Output = Ending> + Send>>>,
     stdout: mpsc::Receiver<Bytes>,
-    done: oneshot::Receiver<Option<Exit>>,
-    /// How the run ended, once known; asked again, `next` repeats it.
-    ended: Option<Option<Exit>>,
-    task: JoinHandle<()>,
+    /// How the guest ended, once it has; reported after the last output.
+    ending: Option<Ending>,
 }
 
 impl GuestRun {
-    /// Spawns `program` with `invocation`; the instance slot `permit` is
-    /// released as soon as the guest ends.
+    /// Starts `program` with `invocation`; the instance slot `permit` is
+    /// released as soon as the guest ends. Dropping the run stops the guest.
     pub fn start(
         program: Arc<Program>,
         mut invocation: Invocation,
@@ -54,7 +59,6 @@ impl GuestRun {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, stdout) = output_channel(STDOUT_CHUNKS);
-        let (done_tx, done) = oneshot::channel();
         invocation.stdin = Input::Bytes(stdin);
         let stdio = Stdio {
             stdout: Output::Channel(sender),
@@ -64,17 +68,15 @@ impl GuestRun {
                 STDERR_CAP,
             )),
         };
-        let task = tokio::spawn(async move {
+        let guest = async move {
             let running = RunningInstance::new(metrics.clone());
             let result = program.run(invocation, stdio).await;
             drop(running);
             drop(permit);
-            let exit = match result {
+            match result {
                 Ok(outcome) => {
                     let usage = &outcome.usage;
-                    if outcome.exit.is_success() {
-                        tracing::debug!(module = %program.name(), %request_id, wall_us = usage.wall_time.as_micros() as u64, "module finished");
-                    } else {
+                    if !outcome.exit.is_success() {
                         tracing::warn!(
                             module = %program.name(),
                             %request_id,
@@ -91,14 +93,12 @@ impl GuestRun {
                     tracing::error!(module = %program.name(), %request_id, "failed to run the module: {error:#}");
                     None
                 }
-            };
-            let _ = done_tx.send(exit);
-        });
+            }
+        };
         Self {
+            guest: Some(Box::pin(guest)),
             stdout,
-            done,
-            ended: None,
-            task,
+            ending: None,
         }
     }
 
@@ -108,21 +108,31 @@ impl GuestRun {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
-        if let Some(exit) = &self.ended {
-            return Poll::Ready(Event::Done(exit.clone()));
-        }
-        if let Some(chunk) = ready!(self.stdout.poll_recv(cx)) {
+        if let Poll::Ready(Some(chunk)) = self.stdout.poll_recv(cx) {
             return Poll::Ready(Event::Chunk(chunk));
         }
-        // stdout closes when the store is dropped; the outcome follows.
-        let exit = ready!(Pin::new(&mut self.done).poll(cx)).unwrap_or(None);
-        self.ended = Some(exit.clone());
-        Poll::Ready(Event::Done(exit))
+        if let Some(guest) = &mut self.guest
+            && let Poll::Ready(ending) = guest.as_mut().poll(cx)
+        {
+            self.guest = None;
+            self.ending = Some(ending);
+        }
+        match self.stdout.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Event::Chunk(chunk)),
+            // stdout closes when the guest's store is dropped, as it ends.
+            Poll::Ready(None) => Poll::Ready(Event::Done(self.ending.clone().unwrap_or(None))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Stops the guest now.
+    fn stop(&mut self) {
+        self.guest = None;
     }
 }
 
 /// Counts an instance in the `instances_in_flight` gauge while it lives,
-/// including when its task is aborted.
+/// including when its run is dropped half-way.
 struct RunningInstance(Arc<Metrics>);
 
 impl RunningInstance {
@@ -135,13 +145,6 @@ impl RunningInstance {
 impl Drop for RunningInstance {
     fn drop(&mut self) {
         self.0.instances_add(-1);
-    }
-}
-
-impl Drop for GuestRun {
-    fn drop(&mut self) {
-        // The client is gone or got its response: stop the instance.
-        self.task.abort();
     }
 }
 
@@ -187,7 +190,7 @@ impl GuestBody {
         chunk.truncate(self.remaining as usize);
         self.remaining = 0;
         self.prefix = None;
-        self.run.task.abort();
+        self.run.stop();
         tracing::warn!(request_id = %self.request_id, "module output over max-output; response cut and instance stopped");
         if chunk.is_empty() {
             self.fail("module output over max-output")
