@@ -1,0 +1,554 @@
+#!/usr/bin/env bash
+# Benchmarks wasm-cgi against its baselines on loopback and prints one table.
+#
+#   bench/run.sh                      # everything, 10 s per measurement
+#   BENCH_SECONDS=3 bench/run.sh      # a quick pass
+#   BENCH_SKIP_INSTALL=1 bench/run.sh # install nothing; baselines whose tools
+#                                     # are missing are reported as skipped
+# More knobs (ports, warm-up, classic connections, extra wasm-cgi flags) are in
+# bench/README.md.
+#
+# Systems (each on 127.0.0.1, its own port, started and stopped here):
+#   wasm-cgi        target/release/wasm-cgi serve, the bench guests in bench/guests
+#   native          bench/native-hello: hyper 1 + tokio, no wasm (the ceiling)
+#   wasmtime-serve  `wasmtime serve` 48.0.8 with bench/wasi-http-hello (wasi:http)
+#   classic         BusyBox httpd + sh CGI wrapper + `wasmtime run` per request
+# Load: wrk, 1 thread, 32 connections (64 for the p99 target), keep-alive.
+# The table also goes to bench/results/latest.md. See bench/README.md.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+cd "$ROOT"
+
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+SKIP_INSTALL="${BENCH_SKIP_INSTALL:-0}"
+PORT_BASE="${BENCH_PORT_BASE:-18080}"
+WARMUP="${BENCH_WARMUP:-1}"
+CLASSIC_CONNS="${BENCH_CLASSIC_CONNS:-32}"
+CLASSIC_SECONDS="${BENCH_CLASSIC_SECONDS:-$SECONDS_PER_RUN}"
+WASMTIME_VERSION="48.0.8"
+CONNS=32
+CONNS_P99=64
+WRK_TIMEOUT=10s
+
+TARGET_DIR="$BENCH_DIR/target"
+TOOLS_DIR="$BENCH_DIR/.tools"
+WORK="$BENCH_DIR/work"
+LOGS="$WORK/logs"
+RESULTS_DIR="$BENCH_DIR/results"
+ROWS="$WORK/rows.tsv"
+NOTES="$WORK/notes.txt"
+
+PORT_WASM_CGI=$((PORT_BASE))
+PORT_NATIVE=$((PORT_BASE + 1))
+PORT_SERVE=$((PORT_BASE + 2))
+PORT_CLASSIC=$((PORT_BASE + 3))
+
+for n in "$SECONDS_PER_RUN" "$CLASSIC_SECONDS" "$CLASSIC_CONNS" "$WARMUP" "$PORT_BASE"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "bench: not a whole number: $n" >&2; exit 2; }
+done
+
+rm -rf "$WORK"
+mkdir -p "$LOGS" "$RESULTS_DIR"
+: >"$ROWS"
+: >"$NOTES"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+note() { printf '%s\n' "$*" >>"$NOTES"; printf 'note: %s\n' "$*" >&2; }
+
+# Processes this script started, stopped on exit whatever happens.
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --------------------------------------------------------------------------
+# 1. Tools
+# --------------------------------------------------------------------------
+log "tools"
+HAVE_BUSYBOX=1
+WASMTIME=""
+SKIP_SERVE=""
+SKIP_CLASSIC=""
+
+apt_install() {
+    # apt_install PKG...: Debian packages, as root (or through sudo).
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || return 1
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq >"$LOGS/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >>"$LOGS/apt.log" 2>&1
+}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v busybox >/dev/null || missing+=(busybox)
+if ((${#missing[@]})); then
+    if [[ "$SKIP_INSTALL" == 1 ]]; then
+        echo "bench: BENCH_SKIP_INSTALL=1, not installing: ${missing[*]}" >&2
+    else
+        echo "bench: apt-get install -y ${missing[*]}" >&2
+        apt_install "${missing[@]}" || echo "bench: apt-get install failed (see $LOGS/apt.log)" >&2
+    fi
+fi
+if ! command -v wrk >/dev/null; then
+    echo "bench: wrk is required (apt-get install wrk); nothing can be measured without it" >&2
+    exit 1
+fi
+command -v busybox >/dev/null || HAVE_BUSYBOX=0
+
+wasmtime_ok() { # "wasmtime 48.0.8", maybe followed by " (commit date)"
+    local v
+    [[ -x "$1" ]] || return 1
+    v=$("$1" --version 2>/dev/null || true)
+    [[ "$v" == "wasmtime $WASMTIME_VERSION" || "$v" == "wasmtime $WASMTIME_VERSION "* ]]
+}
+if wasmtime_ok "$TOOLS_DIR/bin/wasmtime"; then
+    WASMTIME="$TOOLS_DIR/bin/wasmtime"
+elif command -v wasmtime >/dev/null && wasmtime_ok "$(command -v wasmtime)"; then
+    WASMTIME="$(command -v wasmtime)"
+elif [[ "$SKIP_INSTALL" == 1 ]]; then
+    echo "bench: BENCH_SKIP_INSTALL=1 and no wasmtime $WASMTIME_VERSION in $TOOLS_DIR/bin" >&2
+else
+    echo "bench: cargo install wasmtime-cli $WASMTIME_VERSION into $TOOLS_DIR" \
+        "(a long build: 15-30 min on 2 cores; log: $LOGS/wasmtime-install.log)" >&2
+    if cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked \
+        --root "$TOOLS_DIR" >"$LOGS/wasmtime-install.log" 2>&1 &&
+        wasmtime_ok "$TOOLS_DIR/bin/wasmtime"; then
+        WASMTIME="$TOOLS_DIR/bin/wasmtime"
+    else
+        echo "bench: cargo install wasmtime-cli failed (see $LOGS/wasmtime-install.log)" >&2
+    fi
+fi
+
+if [[ -z "$WASMTIME" ]]; then
+    why="wasmtime $WASMTIME_VERSION not installed"
+    [[ "$SKIP_INSTALL" == 1 ]] && why="$why (BENCH_SKIP_INSTALL=1)"
+    SKIP_SERVE="$why"
+    SKIP_CLASSIC="$why"
+fi
+if [[ $HAVE_BUSYBOX == 0 && -z "$SKIP_CLASSIC" ]]; then
+    SKIP_CLASSIC="busybox not installed"
+    [[ "$SKIP_INSTALL" == 1 ]] && SKIP_CLASSIC="$SKIP_CLASSIC (BENCH_SKIP_INSTALL=1)"
+fi
+echo "wrk:      $(command -v wrk)" >&2
+echo "busybox:  $(command -v busybox || echo missing)" >&2
+echo "wasmtime: ${WASMTIME:-missing}" >&2
+
+# --------------------------------------------------------------------------
+# 2. Builds
+# --------------------------------------------------------------------------
+log "build: wasm-cgi (cargo build --release --locked)"
+rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+cargo build --release --locked
+WASM_CGI="$ROOT/target/release/wasm-cgi"
+
+log "build: bench guests (wasm32-wasip1)"
+cargo build --release --locked --target wasm32-wasip1 \
+    --manifest-path "$BENCH_DIR/guests/Cargo.toml" --target-dir "$TARGET_DIR"
+GUESTS="$TARGET_DIR/wasm32-wasip1/release"
+
+log "build: native hello (hyper)"
+cargo build --release --locked \
+    --manifest-path "$BENCH_DIR/native-hello/Cargo.toml" --target-dir "$TARGET_DIR"
+NATIVE="$TARGET_DIR/release/native-hello"
+
+HTTP_HELLO=""
+if [[ -z "$SKIP_SERVE" ]]; then
+    log "build: wasi:http hello component (wasm32-wasip2)"
+    rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+    if cargo build --release --locked --target wasm32-wasip2 \
+        --manifest-path "$BENCH_DIR/wasi-http-hello/Cargo.toml" --target-dir "$TARGET_DIR"; then
+        HTTP_HELLO="$TARGET_DIR/wasm32-wasip2/release/wasi_http_hello.wasm"
+    else
+        SKIP_SERVE="the wasi:http component did not build (wasm32-wasip2 target missing?)"
+    fi
+fi
+
+MODULES="$WORK/modules"
+mkdir -p "$MODULES"
+for g in hello stream100k echo cpu1ms spin; do
+    cp "$GUESTS/$g.wasm" "$MODULES/$g.wasm"
+done
+
+# --------------------------------------------------------------------------
+# Helpers: start/stop a server, run wrk, parse its output
+# --------------------------------------------------------------------------
+SERVER_PID=""
+SERVER_NAME=""
+
+# start_server NAME URL CMD...: start CMD in the background (logs in
+# $LOGS/NAME.log), wait up to 30 s until URL answers 200. Returns 1 if not.
+start_server() {
+    local name="$1" url="$2"
+    shift 2
+    if curl -s -o /dev/null --max-time 1 "$url"; then
+        echo "bench: something already answers at $url; set BENCH_PORT_BASE" >&2
+        return 1
+    fi
+    "$@" >"$LOGS/$name.log" 2>&1 &
+    SERVER_PID=$!
+    SERVER_NAME="$name"
+    PIDS+=("$SERVER_PID")
+    local i code
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench: $name exited at start-up; its log:" >&2
+            tail -n 20 "$LOGS/$name.log" >&2
+            return 1
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url" || true)
+        [[ "$code" == 200 ]] && return 0
+        sleep 0.1
+    done
+    echo "bench: $name did not answer 200 at $url within 30 s; its log:" >&2
+    tail -n 20 "$LOGS/$name.log" >&2
+    return 1
+}
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+    # A server that logs every request writes a lot in a long run: keep 10 MB.
+    local f="$LOGS/$SERVER_NAME.log"
+    if [[ -f "$f" ]] && (($(stat -c %s "$f") > 10485760)); then
+        truncate -s 10M "$f"
+        printf '\n[bench: log cut at 10 MB]\n' >>"$f"
+    fi
+}
+
+# to_ms VALUE: wrk's latency ("812.00us", "1.23ms", "2.01s", "1.00m") in ms.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v; sub(/[a-z]+$/, "", n); u = v; sub(/^[0-9.]+/, "", u)
+        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+        if (f < 0 || n == "") { print "nan"; exit }
+        printf "%.3f", n * f
+    }'
+}
+
+# wrk_run ID SYSTEM WORKLOAD CONNS SECONDS URL [LUA]: one measurement; appends a
+# row to $ROWS: id system workload conns seconds req/s p50 p99 errors requests
+# error-breakdown
+wrk_run() {
+    local id="$1" system="$2" workload="$3" conns="$4" secs="$5" url="$6" lua="${7:-}"
+    local out="$LOGS/wrk-$id.txt"
+    local args=(-t1 -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency)
+    [[ -n "$lua" ]] && args+=(-s "$lua")
+    echo "wrk ${args[*]} $url" >&2
+    if ! wrk "${args[@]}" "$url" >"$out" 2>&1; then
+        echo "bench: wrk failed for $id; its output:" >&2
+        cat "$out" >&2
+    fi
+    local rps p50 p99 reqs errs
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    errs=$(awk '
+        /Socket errors:/ { gsub(/,/, ""); c = $4; r = $6; w = $8; t = $10 }
+        /Non-2xx or 3xx responses:/ { x = $NF }
+        END { printf "%d\tconnect %d, read %d, write %d, timeout %d, non-2xx %d", c + r + w + t + x, c, r, w, t, x }' "$out")
+    [[ -n "$p50" ]] && p50=$(to_ms "$p50") || p50=nan
+    [[ -n "$p99" ]] && p99=$(to_ms "$p99") || p99=nan
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$id" "$system" "$workload" "$conns" "$secs" "${rps:-nan}" "$p50" "$p99" "${errs%%$'\t'*}" "${reqs:-0}" "${errs#*$'\t'}" >>"$ROWS"
+    printf '  -> %s req/s, p50 %s ms, p99 %s ms, errors: %s\n' "${rps:-nan}" "$p50" "$p99" "${errs#*$'\t'}" >&2
+}
+
+warmup() {
+    ((WARMUP > 0)) || return 0
+    wrk -t1 -c"$2" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "$1" >/dev/null 2>&1 || true
+}
+
+# check_body NAME URL EXPECTED [CURL ARGS...]: the reply must be EXPECTED.
+check_body() {
+    local name="$1" url="$2" expected="$3"
+    shift 3
+    local got
+    got=$(curl -s --max-time 10 "$@" "$url" || true)
+    if [[ "$got" != "$expected" ]]; then
+        echo "bench: $name replied $(printf %q "${got:0:80}") (${#got} bytes), expected $(printf %q "${expected:0:80}") (${#expected} bytes)" >&2
+        return 1
+    fi
+}
+
+skip_row() { # skip_row SYSTEM WORKLOAD REASON
+    printf '%s\t%s\t%s\t-\t-\tskipped\t-\t-\t-\t-\t-\n' "skip-$1-$2" "$1" "$2" >>"$ROWS"
+    note "$1 skipped: $3"
+}
+
+HELLO="Hello Pinky!"
+
+# --------------------------------------------------------------------------
+# 3. native hello (the ceiling)
+# --------------------------------------------------------------------------
+log "native: hyper hello on :$PORT_NATIVE"
+URL="http://127.0.0.1:$PORT_NATIVE/cgi-bin/wasm-run.cgi/hello.wasm"
+if start_server native "$URL" "$NATIVE" "127.0.0.1:$PORT_NATIVE" &&
+    check_body native "$URL" "$HELLO"; then
+    warmup "$URL" "$CONNS"
+    wrk_run native-hello native hello "$CONNS" "$SECONDS_PER_RUN" "$URL"
+else
+    skip_row native hello "did not start or replied wrongly (log: $LOGS/native.log)"
+fi
+stop_server
+
+# --------------------------------------------------------------------------
+# 4. wasmtime serve + wasi:http hello
+# --------------------------------------------------------------------------
+if [[ -z "$SKIP_SERVE" ]]; then
+    log "wasmtime-serve: $HTTP_HELLO on :$PORT_SERVE"
+    serve_args=(serve -S cli --addr "127.0.0.1:$PORT_SERVE")
+    serve_opts=$("$WASMTIME" serve -O help 2>&1 || true)
+    if [[ "$serve_opts" == *pooling-allocator* ]]; then
+        serve_args+=(-O pooling-allocator=y)
+        note "wasmtime-serve: pooling allocator on (-O pooling-allocator=y)"
+    else
+        note "wasmtime-serve: this wasmtime has no -O pooling-allocator; default allocator"
+    fi
+    URL="http://127.0.0.1:$PORT_SERVE/cgi-bin/wasm-run.cgi/hello.wasm"
+    if start_server wasmtime-serve "$URL" "$WASMTIME" "${serve_args[@]}" "$HTTP_HELLO" &&
+        check_body wasmtime-serve "$URL" "$HELLO"; then
+        warmup "$URL" "$CONNS"
+        wrk_run serve-hello wasmtime-serve hello "$CONNS" "$SECONDS_PER_RUN" "$URL"
+    else
+        skip_row wasmtime-serve hello "did not start or replied wrongly (log: $LOGS/wasmtime-serve.log)"
+    fi
+    stop_server
+else
+    skip_row wasmtime-serve hello "$SKIP_SERVE"
+fi
+
+# --------------------------------------------------------------------------
+# 5. classic: BusyBox httpd + sh wrapper + wasmtime run per request
+# --------------------------------------------------------------------------
+if [[ -z "$SKIP_CLASSIC" ]]; then
+    log "classic: busybox httpd + wasm-run.cgi + wasmtime run on :$PORT_CLASSIC"
+    WWW="$WORK/classic/www"
+    mkdir -p "$WWW/cgi-bin/modules"
+    cp "$GUESTS/hello.wasm" "$WWW/cgi-bin/modules/hello.wasm"
+    # The classic image's wrapper (shared/seeds/classic-wasm-cgi-image.md),
+    # with its install paths pointed at this run's folders.
+    cat >"$WWW/cgi-bin/wasm-run.cgi" <<EOF
+#!/bin/sh
+set -eu
+: "\${WASM_DIR:=$WWW/cgi-bin/modules}"
+: "\${WASMTIME_BIN:=$WASMTIME}"
+
+# Prefer PATH_INFO; fallback to REQUEST_URI
+modname=""
+if [ -n "\${PATH_INFO:-}" ]; then
+  modname=\$(basename "\$PATH_INFO")
+else
+  uri="\${REQUEST_URI:-}"
+  case "\$uri" in *\\?*) uri="\${uri%%\\?*}";; esac
+  modname=\$(basename "\$uri")
+fi
+
+if [ -z "\$modname" ]; then
+  echo "Status: 400 Bad Request"
+  echo "Content-Type: text/plain"; echo
+  echo "Usage: /cgi-bin/wasm-run.cgi/hello.wasm"
+  exit 0
+fi
+
+module="\$WASM_DIR/\$modname"
+if [ ! -f "\$module" ]; then
+  echo "Status: 404 Not Found"
+  echo "Content-Type: text/plain"; echo
+  echo "Module not found: \$modname"
+  exit 0
+fi
+
+echo "Status: 200 OK"
+echo "Content-Type: text/plain"
+echo
+
+exec "\$WASMTIME_BIN" run "\$module"
+EOF
+    chmod +x "$WWW/cgi-bin/wasm-run.cgi"
+    URL="http://127.0.0.1:$PORT_CLASSIC/cgi-bin/wasm-run.cgi/hello.wasm"
+    if start_server classic "$URL" busybox httpd -f -v -p "127.0.0.1:$PORT_CLASSIC" -h "$WWW" &&
+        check_body classic "$URL" "$HELLO"; then
+        warmup "$URL" 4
+        wrk_run classic-hello classic hello "$CLASSIC_CONNS" "$CLASSIC_SECONDS" "$URL"
+        note "classic: BusyBox httpd closes the connection after every response (no keep-alive); wrk reconnects; wasmtime run uses its default compilation cache (~/.cache/wasmtime)"
+    else
+        skip_row classic hello "did not start or replied wrongly (log: $LOGS/classic.log)"
+    fi
+    stop_server
+else
+    skip_row classic hello "$SKIP_CLASSIC"
+fi
+
+# --------------------------------------------------------------------------
+# 6. wasm-cgi: hello, the p99 run, the other workloads, the spin check
+# --------------------------------------------------------------------------
+log "wasm-cgi: $WASM_CGI serve on :$PORT_WASM_CGI"
+BASE="http://127.0.0.1:$PORT_WASM_CGI/cgi-bin/wasm-run.cgi"
+SPIN_STATUS="$WORK/spin-status.txt"
+WASM_CGI_MEASURED=0
+read -r -a WASM_CGI_EXTRA <<<"${BENCH_WASM_CGI_ARGS:-}"
+if start_server wasm-cgi "$BASE/hello.wasm" \
+    "$WASM_CGI" serve --listen "127.0.0.1:$PORT_WASM_CGI" --modules "$MODULES" \
+    --mode simple --timeout 2s "${WASM_CGI_EXTRA[@]}"; then
+    ok=1
+    check_body wasm-cgi "$BASE/hello.wasm" "$HELLO" || ok=0
+    got=$(curl -s --max-time 10 "$BASE/stream100k.wasm" | wc -c)
+    [[ "$got" == 102400 ]] || { echo "bench: stream100k gave $got bytes, expected 102400" >&2; ok=0; }
+    body64k=$(printf '0123456789abcdef%.0s' $(seq 4096))
+    check_body wasm-cgi-echo "$BASE/echo.wasm" "$body64k" --data-binary "$body64k" || ok=0
+    got=$(curl -s --max-time 10 "$BASE/cpu1ms.wasm" || true)
+    [[ "$got" == "cpu1ms done "* ]] || { echo "bench: cpu1ms replied $(printf %q "$got")" >&2; ok=0; }
+    unset body64k got
+    if ((ok)); then
+        warmup "$BASE/hello.wasm" "$CONNS"
+        WASM_CGI_MEASURED=1
+        wrk_run wasm-cgi-hello wasm-cgi hello "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        wrk_run wasm-cgi-hello-c64 wasm-cgi hello "$CONNS_P99" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        wrk_run wasm-cgi-stream100k wasm-cgi "stream 100 KiB" "$CONNS" "$SECONDS_PER_RUN" "$BASE/stream100k.wasm"
+        wrk_run wasm-cgi-echo64k wasm-cgi "POST echo 64 KiB" "$CONNS" "$SECONDS_PER_RUN" "$BASE/echo.wasm" "$BENCH_DIR/post64k.lua"
+        wrk_run wasm-cgi-cpu1ms wasm-cgi "cpu 1 ms" "$CONNS" "$SECONDS_PER_RUN" "$BASE/cpu1ms.wasm"
+
+        # The spin check: hello alone, then hello while two clients keep a
+        # spinning request in flight each (stopped by --timeout 2s, then
+        # re-sent) for the whole run. The loops end by themselves.
+        wrk_run wasm-cgi-hello-alone wasm-cgi "hello (alone)" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        : >"$SPIN_STATUS"
+        # 1 s head start + the run + margin (SECONDS counts whole seconds); the
+        # last spin request started before the deadline then ends at --timeout.
+        spin_until=$((SECONDS + SECONDS_PER_RUN + 3))
+        spin_client() {
+            while ((SECONDS < spin_until)); do
+                curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "$BASE/spin.wasm" >>"$SPIN_STATUS" || true # 000: no response
+            done
+        }
+        spin_client &
+        spin_a=$!
+        spin_client &
+        spin_b=$!
+        PIDS+=("$spin_a" "$spin_b")
+        sleep 1 # both spinners in flight before the measurement starts
+        wrk_run wasm-cgi-hello-spin wasm-cgi "hello + 2 spinning" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        wait "$spin_a" "$spin_b" || true
+        note "spin: $(sort "$SPIN_STATUS" | uniq -c | awk '{printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $2}') (status of the spinning requests; 504 = stopped at --timeout 2s)"
+    else
+        skip_row wasm-cgi hello "a module replied wrongly (log: $LOGS/wasm-cgi.log)"
+    fi
+    stop_server
+else
+    skip_row wasm-cgi hello "did not start (log: $LOGS/wasm-cgi.log)"
+fi
+
+# --------------------------------------------------------------------------
+# 7. The table
+# --------------------------------------------------------------------------
+log "results"
+RESULT_MD="$RESULTS_DIR/latest.md"
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+[[ -n "$cpu_model" ]] || cpu_model=$(awk -F': *' '/^(Hardware|cpu model|CPU part)/ {print $2; exit}' /proc/cpuinfo)
+
+awk -F'\t' \
+    -v date="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \
+    -v nproc="$(nproc)" \
+    -v cpu="${cpu_model:-unknown}" \
+    -v kernel="$(uname -sr)" \
+    -v rustc="$(rustc --version)" \
+    -v wrkv="$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')" \
+    -v wasmtime="${WASMTIME:+$("$WASMTIME" --version)}" \
+    -v load="$(cut -d' ' -f1-3 /proc/loadavg)" \
+    -v secs="$SECONDS_PER_RUN" \
+    -v notes="$NOTES" '
+function num(x) { return (x != "" && x != "-" && x != "nan" && x != "skipped") }
+function fmt_rps(x) { return num(x) ? sprintf("%.0f", x) : x }
+function fmt_ms(x) { return num(x) ? sprintf("%.2f", x) : x }
+function ratio(a, b) { return (num(a) && num(b) && b + 0 > 0) ? sprintf("%.2f×", a / b) : "—" }
+function verdict(ok, have) { return !have ? "SKIP" : (ok ? "PASS" : "FAIL") }
+{
+    n++; id[n] = $1; sys[n] = $2; wl[n] = $3; conns[n] = $4; secs_[n] = $5
+    rps[n] = $6; p50[n] = $7; p99[n] = $8; errs[n] = $9; reqs[n] = $10; errdetail[n] = $11
+    if (num(rps[n])) rps[n] += 0
+    if (num(p50[n])) p50[n] += 0
+    if (num(p99[n])) p99[n] += 0
+    by[$1] = n
+}
+END {
+    nat = ("native-hello" in by) ? rps[by["native-hello"]] : ""
+    srv = ("serve-hello" in by) ? rps[by["serve-hello"]] : ""
+    cls = ("classic-hello" in by) ? rps[by["classic-hello"]] : ""
+
+    print "# wasm-cgi benchmark"
+    print ""
+    printf "- date: %s\n- machine: %s cores, %s, %s; load average at the end: %s\n", date, nproc, cpu, kernel, load
+    printf "- toolchain: %s; load generator: %s", rustc, wrkv
+    if (wasmtime != "") printf "; baselines: %s", wasmtime
+    printf "\n- each run: wrk, 1 thread, keep-alive, %s s (after a warm-up); latencies are wrk --latency percentiles\n", secs
+    print ""
+    print "| system | workload | conns | req/s | p50 ms | p99 ms | errors | vs native | vs wasmtime serve | vs classic |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        hello = (wl[i] ~ /^hello/)
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sys[i], wl[i], conns[i], \
+            fmt_rps(rps[i]), fmt_ms(p50[i]), fmt_ms(p99[i]), errs[i], \
+            hello ? ratio(rps[i], nat) : "—", hello ? ratio(rps[i], srv) : "—", hello ? ratio(rps[i], cls) : "—"
+    }
+
+    print ""
+    print "| target | measured | verdict |"
+    print "|---|---|---|"
+    # A baseline that was skipped makes its target SKIP; wasm-cgi itself
+    # failing to produce a number (or having errors) makes it FAIL.
+    h = ("wasm-cgi-hello" in by) ? by["wasm-cgi-hello"] : 0
+    hrps = h ? rps[h] : ""
+    hok = h && num(hrps) && errs[h] + 0 == 0
+    printf "| hello req/s ≥ 100× classic | %s | %s |\n", ratio(hrps, cls), verdict(hok && hrps >= 100 * cls, num(cls))
+    printf "| hello req/s ≥ 3× wasmtime serve | %s | %s |\n", ratio(hrps, srv), verdict(hok && hrps >= 3 * srv, num(srv))
+    printf "| hello req/s ≥ 0.5× native hyper | %s | %s |\n", ratio(hrps, nat), verdict(hok && hrps >= 0.5 * nat, num(nat))
+    c = ("wasm-cgi-hello-c64" in by) ? by["wasm-cgi-hello-c64"] : 0
+    got = c && num(p50[c]) && num(p99[c]) && p50[c] > 0
+    printf "| p99 ≤ 5× p50 at 64 connections (hello) | %s | %s |\n", \
+        got ? sprintf("p99/p50 = %.2f× (%.2f / %.2f ms)", p99[c] / p50[c], p99[c], p50[c]) : "—", \
+        verdict(got && errs[c] + 0 == 0 && p99[c] <= 5 * p50[c], 1)
+    a = ("wasm-cgi-hello-alone" in by) ? by["wasm-cgi-hello-alone"] : 0
+    s = ("wasm-cgi-hello-spin" in by) ? by["wasm-cgi-hello-spin"] : 0
+    got = a && s && num(p99[a]) && num(p99[s]) && p99[a] > 0
+    printf "| spinning modules move hello p99 ≤ 2× | %s | %s |\n", \
+        got ? sprintf("%.2f× (%.2f → %.2f ms)", p99[s] / p99[a], p99[a], p99[s]) : "—", \
+        verdict(got && errs[a] + 0 == 0 && errs[s] + 0 == 0 && p99[s] <= 2 * p99[a], 1)
+
+    print ""
+    print "Notes:"
+    print ""
+    while ((getline line < notes) > 0) print "- " line
+    for (i = 1; i <= n; i++) {
+        if (errs[i] + 0 == 0) continue
+        printf "- errors in %s %s (%s connections): %s", sys[i], wl[i], conns[i], errdetail[i]
+        if (sys[i] == "classic" && errdetail[i] ~ /^connect 0, read [0-9]+, write 0, timeout 0, non-2xx 0$/)
+            printf "; BusyBox httpd closes the connection after each response and wrk counts each close as a read error, so these are not failed requests (%s complete 200 responses)", reqs[i]
+        print ""
+    }
+    print "- ratios compare req/s measured in this run; a target is FAIL if its wasm-cgi run had errors (socket errors or non-2xx responses)"
+}' "$ROWS" >"$RESULT_MD"
+
+echo
+cat "$RESULT_MD"
+echo
+echo "(written to ${RESULT_MD#"$ROOT"/}; raw wrk output in ${LOGS#"$ROOT"/})"
+if ((WASM_CGI_MEASURED == 0)); then
+    echo "bench: wasm-cgi itself could not be measured" >&2
+    exit 1
+fi
