@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use wasm_cgi::cli::Cli;
 
+/// Every request allocates and frees a few dozen small objects across worker
+/// threads (WASI context, store, CGI environment); mimalloc's per-thread
+/// free lists do that far cheaper than the system allocator (see
+/// docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.execute() {
