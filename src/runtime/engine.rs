@@ -14,6 +14,7 @@ use super::cache::{CacheOutcome, ModuleCache};
 use super::epoch::EpochTicker;
 use super::host::Host;
 use super::program::{COMMAND_ENTRY, Program};
+use super::slices::LongLane;
 
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Debug, Clone)]
@@ -48,6 +49,7 @@ pub struct Runtime {
     linker: Arc<Linker<Host>>,
     options: Arc<RuntimeOptions>,
     compilations: Arc<AtomicU64>,
+    lane: LongLane,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -63,6 +65,7 @@ impl Runtime {
             linker: Arc::new(linker),
             options: Arc::new(options),
             compilations: Arc::default(),
+            lane: LongLane::new(std::thread::available_parallelism().map_or(1, usize::from)),
             _ticker: Arc::new(ticker),
         })
     }
@@ -124,7 +127,13 @@ impl Runtime {
             .linker
             .instantiate_pre(module)
             .map_err(anyhow::Error::from)?;
-        let program = Program::new(name, self.engine.clone(), pre, self.options.fuel_metering);
+        let program = Program::new(
+            name,
+            self.engine.clone(),
+            pre,
+            self.options.fuel_metering,
+            self.lane.clone(),
+        );
         anyhow::ensure!(
             program.has_entrypoint(COMMAND_ENTRY),
             "not a WASI command: it exports no `{COMMAND_ENTRY}` function"

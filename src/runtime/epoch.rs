@@ -10,7 +10,7 @@ use wasmtime::Engine;
 
 /// How often the epoch advances: how long a spinning guest may run before it
 /// yields its tokio worker to other tasks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Advances the epoch until dropped. Holds only a weak reference to the
 /// engine, so it never keeps one alive.

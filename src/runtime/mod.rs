@@ -23,6 +23,7 @@ mod host;
 mod invocation;
 mod output;
 mod program;
+mod slices;
 
 pub use cache::{CacheOutcome, ModuleCache};
 pub use engine::{Runtime, RuntimeOptions};

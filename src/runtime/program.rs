@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, InstancePre, Store, Trap};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::host::{Host, MemoryLimiter};
 use super::invocation::{Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
+use super::slices::LongLane;
 
 /// The entry point of a WASI command.
 pub const COMMAND_ENTRY: &str = "_start";
@@ -28,6 +29,7 @@ pub struct Program {
     engine: Engine,
     pre: InstancePre<Host>,
     fuel_metering: bool,
+    lane: LongLane,
 }
 
 /// What [`Program::run_captured`] gives back.
@@ -47,12 +49,14 @@ impl Program {
         engine: Engine,
         pre: InstancePre<Host>,
         fuel_metering: bool,
+        lane: LongLane,
     ) -> Self {
         Self {
             name: name.into(),
             engine,
             pre,
             fuel_metering,
+            lane,
         }
     }
 
@@ -84,15 +88,11 @@ impl Program {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limiter);
         // Yield to tokio at every epoch tick, so a spinning guest never holds
-        // a worker thread; the timeout below then stops it. `yield_now` lets
-        // the I/O driver run first, so other connections keep moving.
+        // a worker thread (the timeout below then stops it), and long-running
+        // guests share the long lane (see `slices`).
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| {
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
-        });
+        let mut slicer = self.lane.slicer();
+        store.epoch_deadline_callback(move |_| Ok(slicer.on_tick()));
         let fuel = limits.fuel.unwrap_or(u64::MAX);
         if self.fuel_metering {
             store.set_fuel(fuel)?;
