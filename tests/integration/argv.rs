@@ -1,7 +1,7 @@
 //! argv per RFC 3875 section 4.4: the module name, then the search words of
 //! a query without an unencoded `=`.
 
-use crate::support::{Server, argv, client, parse_env};
+use crate::support::{Server, argv, get_text, parse_env};
 
 #[tokio::test]
 async fn argv_follows_the_search_word_rules() {
@@ -19,14 +19,7 @@ async fn argv_follows_the_search_word_rules() {
         ("?ok+%00", &[]),
     ];
     for (query, words) in cases {
-        let body = client()
-            .get(server.cgi(&format!("env-dump.wasm{query}")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = get_text(&server.cgi(&format!("env-dump.wasm{query}"))).await;
         let mut expected = vec!["env-dump.wasm".to_owned()];
         expected.extend(words.iter().map(|w| w.to_string()));
         assert_eq!(argv(&parse_env(&body)), expected, "query {query:?}");

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{Server, argv, client, config_dir, parse_env};
+use crate::support::{Server, argv, client, config_dir, get_status, parse_env};
 
 const ROUTES: &str = r#"
 modules = "modules"
@@ -101,24 +101,8 @@ async fn the_longest_route_wins_and_splits_script_name_from_path_info() {
         "exact route",
         "an exact route beats a prefix"
     );
-    assert_eq!(
-        client()
-            .get(server.url("/envx"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        client()
-            .get(server.url("/%65nv"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(&server.url("/envx")).await, 404);
+    assert_eq!(get_status(&server.url("/%65nv")).await, 404);
 }
 
 #[tokio::test]

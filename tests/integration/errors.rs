@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client};
+use crate::support::{PROGRAMS, Server, client, get_status, get_text};
 
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
@@ -62,24 +62,8 @@ async fn invalid_module_files_are_skipped_and_the_rest_served() {
     std::fs::write(modules.path().join("empty.wasm"), b"").unwrap();
     std::fs::copy(test_artifacts::CAT, modules.path().join("cat.wasm")).unwrap();
     let server = Server::start_in(modules, &[]);
-    assert_eq!(
-        client()
-            .get(server.cgi("broken.wasm"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        client()
-            .get(server.cgi("empty.wasm"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(&server.cgi("broken.wasm")).await, 404);
+    assert_eq!(get_status(&server.cgi("empty.wasm")).await, 404);
     let response = client()
         .post(server.cgi("cat.wasm"))
         .body("ok")
@@ -274,14 +258,7 @@ async fn static_files_answer_only_get_and_head() {
 #[tokio::test]
 async fn every_test_program_is_listed_at_the_root() {
     let server = Server::start(&[]);
-    let page = client()
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&server.url("/")).await;
     for (name, _) in PROGRAMS {
         assert!(
             page.contains(&format!("href=\"/cgi-bin/wasm-run.cgi/{name}\"")),

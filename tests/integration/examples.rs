@@ -1,7 +1,7 @@
 //! The built-in examples: what a newcomer gets from `wasm-cgi serve` with no
 //! flags and no folders, and the classic image's `INSTALL_DIR` layout.
 
-use crate::support::{Server, client};
+use crate::support::{Server, client, get_status, get_text};
 
 fn bare_server() -> Server {
     let cwd = tempfile::tempdir().unwrap();
@@ -56,36 +56,13 @@ async fn the_form_demo_runs_in_cgi_mode_and_echoes_posted_fields() {
 #[tokio::test]
 async fn the_root_lists_the_examples_and_health_endpoints_answer() {
     let server = bare_server();
-    let page = client()
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&server.url("/")).await;
     assert!(
         page.contains("hello.wasm") && page.contains("form.wasm"),
         "{page}"
     );
-    assert_eq!(
-        client()
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client()
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&server.url("/healthz")).await, 200);
+    assert_eq!(get_status(&server.url("/readyz")).await, 200);
 }
 
 #[tokio::test]
@@ -107,14 +84,7 @@ async fn install_dir_gives_the_classic_layout() {
         install,
     );
 
-    let index = client()
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = get_text(&server.url("/")).await;
     assert_eq!(index, "<h1>classic index</h1>");
     let echoed = client()
         .post(server.cgi("cat.wasm"))

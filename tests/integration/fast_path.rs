@@ -4,18 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client};
+use crate::support::{PROGRAMS, Server, client, get_text};
 
 /// The `wasm_cgi_compilations` gauge.
 async fn compilations(server: &Server) -> u64 {
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&server.url("/metrics")).await;
     text.lines()
         .find_map(|line| line.strip_prefix("wasm_cgi_compilations "))
         .and_then(|value| value.trim().parse().ok())

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, client};
+use crate::support::{Server, client, get_status};
 
 /// The value of `name` in a Prometheus text exposition, for the sample whose
 /// name and labels are exactly `sample`.
@@ -185,15 +185,7 @@ async fn metrics_can_have_their_own_address() {
             .await
             .contains("# TYPE wasm_cgi_compilations gauge")
     );
-    assert_eq!(
-        client()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(&server.url("/metrics")).await, 404);
 }
 
 #[tokio::test]
@@ -220,15 +212,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     }
     let refused = client().get(server.cgi("cat.wasm")).send().await.unwrap();
     assert_eq!(refused.status(), 503, "no new work while draining");
-    assert_eq!(
-        client()
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&server.url("/healthz")).await, 200);
 
     let mut rest = Vec::new();
     while let Some(chunk) = slow.chunk().await.unwrap() {

@@ -270,3 +270,20 @@ pub fn argv(env: &HashMap<String, String>) -> Vec<String> {
         .map_while(|i| env.get(&format!("ARGV[{i}]")).cloned())
         .collect()
 }
+
+/// The body of `GET url`.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The status of `GET url`.
+pub async fn get_status(url: &str) -> reqwest::StatusCode {
+    client().get(url).send().await.unwrap().status()
+}
