@@ -229,3 +229,25 @@ async fn resident_memory_stays_flat_across_a_hundred_hostile_requests() {
     );
     assert!(server.is_healthy().await);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[]);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Drip: ")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "still open after {waited:?}"
+    );
+}
