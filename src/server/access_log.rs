@@ -16,6 +16,16 @@ use super::drain::InFlight;
 use super::metrics::Metrics;
 use super::{BoxError, ResponseBody};
 
+/// The module that answered a request, and the configured route that led
+/// to it (`None`: the `/cgi-bin/wasm-run.cgi/` folder URL).
+#[derive(Debug, Clone)]
+pub struct AnsweredBy {
+    /// The module's file name.
+    pub module: Arc<str>,
+    /// The route's path pattern, e.g. `/api/...`.
+    pub route: Option<String>,
+}
+
 /// What the access line says about a request, gathered as it is handled.
 #[derive(Debug)]
 pub struct RequestRecord {
@@ -31,8 +41,8 @@ pub struct RequestRecord {
     pub started: Instant,
     /// The response status.
     pub status: u16,
-    /// The module that answered, if any.
-    pub module: Option<Arc<str>>,
+    /// What answered it, if a module did.
+    pub answered_by: Option<AnsweredBy>,
 }
 
 /// A response body that counts what it sends and, when it is done or
@@ -103,12 +113,17 @@ impl Drop for LoggedBody {
         }
         let record = &self.record;
         let elapsed = record.started.elapsed();
-        let module = record.module.as_deref().unwrap_or("-");
+        let module = record.answered_by.as_ref().map_or("-", |by| &by.module);
+        let route = record
+            .answered_by
+            .as_ref()
+            .and_then(|by| by.route.as_deref());
         tracing::info!(
             target: "wasm_cgi::access",
             method = %record.method,
             path = %record.path,
             module,
+            route,
             status = record.status,
             bytes = self.bytes,
             body = self.outcome,

@@ -9,7 +9,7 @@ use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::access_log::{LoggedBody, RequestRecord};
+use super::access_log::{AnsweredBy, LoggedBody, RequestRecord};
 use super::error::{HttpError, full_body, plain_text};
 use super::execute::{Endpoint, Next, execute};
 use super::request_id::{REQUEST_ID, request_id};
@@ -42,11 +42,11 @@ pub async fn handle(
     let in_flight = (!probe).then(|| state.drain.enter());
     let draining = state.drain.is_draining();
 
-    let mut module = None;
+    let mut answered_by = None;
     let result = if draining && !probe {
         Err(HttpError::ShuttingDown)
     } else {
-        follow_redirects(&state, request, &connection, &request_id, &mut module).await
+        follow_redirects(&state, request, &connection, &request_id, &mut answered_by).await
     };
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -64,7 +64,7 @@ pub async fn handle(
         client: connection.remote.ip(),
         started,
         status: response.status().as_u16(),
-        module,
+        answered_by,
     };
     let metrics = state.metrics.clone();
     response.map(|body| LoggedBody::new(body, record, metrics, in_flight).boxed_unsync())
@@ -75,10 +75,10 @@ async fn follow_redirects(
     mut request: Request<RequestBody>,
     connection: &Connection,
     request_id: &Arc<str>,
-    module: &mut Option<Arc<str>>,
+    answered_by: &mut Option<AnsweredBy>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     for _ in 0..=MAX_REDIRECTS {
-        match dispatch(state, request, connection, request_id, module).await? {
+        match dispatch(state, request, connection, request_id, answered_by).await? {
             Next::Response(response) => return Ok(response),
             Next::Redirect(next) => request = next,
         }
@@ -87,13 +87,13 @@ async fn follow_redirects(
 }
 
 /// Routes one request (or one internal redirect) to what answers it, and
-/// notes in `module` which module that was.
+/// notes in `answered_by` which module (and route) that was.
 async fn dispatch(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
     request_id: &Arc<str>,
-    module: &mut Option<Arc<str>>,
+    answered_by: &mut Option<AnsweredBy>,
 ) -> Result<Next, HttpError> {
     if request
         .uri()
@@ -123,7 +123,10 @@ async fn dispatch(
             .modules
             .get(&found.route.config.module)
             .ok_or(HttpError::NotFound)?;
-        *module = Some(entry.program.name().clone());
+        *answered_by = Some(AnsweredBy {
+            module: entry.program.name().clone(),
+            route: Some(found.route.config.path.to_string()),
+        });
         let endpoint = Endpoint {
             program: entry.program.clone(),
             script_name: found.script_name.to_owned(),
@@ -143,7 +146,10 @@ async fn dispatch(
         .modules
         .get(&target.module)
         .ok_or(HttpError::NotFound)?;
-    *module = Some(entry.program.name().clone());
+    *answered_by = Some(AnsweredBy {
+        module: entry.program.name().clone(),
+        route: None,
+    });
     let endpoint = Endpoint {
         program: entry.program.clone(),
         script_name: target.script_name,

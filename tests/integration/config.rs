@@ -103,6 +103,12 @@ async fn the_longest_route_wins_and_splits_script_name_from_path_info() {
     );
     assert_eq!(get_status(&server.url("/envx")).await, 404);
     assert_eq!(get_status(&server.url("/%65nv")).await, 404);
+    let log = server.wait_for_log("route=\"/api/v2/...\"");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("wasm_cgi::access") && l.contains("route=\"/api/v2/...\"")),
+        "the access line names the route: {log}"
+    );
 }
 
 #[tokio::test]
