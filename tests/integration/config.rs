@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{Server, argv, client, config_dir, get_status, parse_env};
+use crate::support::{Server, argv, client, config_dir, get_status, parse_env, post_text};
 
 const ROUTES: &str = r#"
 modules = "modules"
@@ -180,13 +180,10 @@ async fn flags_override_the_config_file() {
         "listen = \"127.0.0.1:1\"\nmodules = \"modules\"\nmode = \"cgi\"\n",
         &["--mode", "simple"],
     );
-    let response = client()
-        .post(server.url("/cgi-bin/wasm-run.cgi/cat.wasm"))
-        .body("plain")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "plain");
+    assert_eq!(
+        post_text(&server.url("/cgi-bin/wasm-run.cgi/cat.wasm"), "plain").await,
+        "plain"
+    );
 }
 
 /// Runs `wasm-cgi ARGS` in `dir` and returns its exit code and stderr.

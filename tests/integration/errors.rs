@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client, get_status, get_text};
+use crate::support::{PROGRAMS, Server, client, get_status, get_text, post_text};
 
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
@@ -64,13 +64,7 @@ async fn invalid_module_files_are_skipped_and_the_rest_served() {
     let server = Server::start_in(modules, &[]);
     assert_eq!(get_status(&server.cgi("broken.wasm")).await, 404);
     assert_eq!(get_status(&server.cgi("empty.wasm")).await, 404);
-    let response = client()
-        .post(server.cgi("cat.wasm"))
-        .body("ok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "ok");
+    assert_eq!(post_text(&server.cgi("cat.wasm"), "ok").await, "ok");
     let log = server.wait_for_log("empty.wasm");
     assert!(
         log.contains("module skipped") && log.contains("broken.wasm"),

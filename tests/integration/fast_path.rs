@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client, get_text};
+use crate::support::{PROGRAMS, Server, client, get_text, post_text};
 
 /// The `wasm_cgi_compilations` gauge.
 async fn compilations(server: &Server) -> u64 {
@@ -53,26 +53,17 @@ async fn a_warm_cache_compiles_nothing_and_a_corrupt_one_is_rebuilt() {
     }
     let rebuilt = server_with_cache(cache.path());
     assert_eq!(compilations(&rebuilt).await, PROGRAMS.len() as u64);
-    let response = client()
-        .post(rebuilt.cgi("cat.wasm"))
-        .body("still fine")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "still fine");
+    assert_eq!(
+        post_text(&rebuilt.cgi("cat.wasm"), "still fine").await,
+        "still fine"
+    );
 }
 
 #[tokio::test]
 async fn an_unwritable_cache_folder_is_a_warning_not_an_error() {
     let not_a_dir = tempfile::NamedTempFile::new().unwrap();
     let server = server_with_cache(&not_a_dir.path().join("cache"));
-    let response = client()
-        .post(server.cgi("cat.wasm"))
-        .body("ok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "ok");
+    assert_eq!(post_text(&server.cgi("cat.wasm"), "ok").await, "ok");
     assert!(
         server
             .wait_for_log("compile cache off")
@@ -157,13 +148,7 @@ async fn a_broken_replacement_keeps_the_previous_version() {
     let server = Server::start(&[]);
     std::fs::write(server.modules.path().join("cat.wasm"), b"\0asm broken").unwrap();
     server.wait_for_log("previous version keeps serving");
-    let response = client()
-        .post(server.cgi("cat.wasm"))
-        .body("old")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "old");
+    assert_eq!(post_text(&server.cgi("cat.wasm"), "old").await, "old");
 }
 
 #[tokio::test]
@@ -216,13 +201,10 @@ async fn precompiled_modules_are_served_only_when_allowed() {
     let modules = tempfile::tempdir().unwrap();
     std::fs::copy(&cwasm, modules.path().join("cat.cwasm")).unwrap();
     let server = Server::start_in(modules, &["--allow-precompiled"]);
-    let response = client()
-        .post(server.cgi("cat.cwasm"))
-        .body("native")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "native");
+    assert_eq!(
+        post_text(&server.cgi("cat.cwasm"), "native").await,
+        "native"
+    );
     assert_eq!(compilations(&server).await, 0);
 
     let modules = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, client, get_status};
+use crate::support::{Server, client, get_status, post_text};
 
 /// The value of `name` in a Prometheus text exposition, for the sample whose
 /// name and labels are exactly `sample`.
@@ -98,15 +98,7 @@ async fn metrics_count_requests_failures_and_compile_times() {
     let ok = "wasm_cgi_requests_total{module=\"cat.wasm\",status=\"2xx\"}";
     assert_eq!(sample(&before, ok), None);
     for _ in 0..3 {
-        client()
-            .post(server.cgi("cat.wasm"))
-            .body("x")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        post_text(&server.cgi("cat.wasm"), "x").await;
     }
     client().get(server.cgi("trap.wasm")).send().await.unwrap();
     client()

@@ -287,3 +287,16 @@ pub async fn get_text(url: &str) -> String {
 pub async fn get_status(url: &str) -> reqwest::StatusCode {
     client().get(url).send().await.unwrap().status()
 }
+
+/// The body of `POST url` with `body`.
+pub async fn post_text(url: &str, body: impl Into<reqwest::Body>) -> String {
+    client()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
