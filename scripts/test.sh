@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs the guest target, then
+# The whole test suite, on a fresh machine: installs the guest targets, then
 # checks formatting and lints, then builds the guests from source and runs
 # every unit and integration test (the integration tests start the real
 # server on 127.0.0.1:0).
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # cargo does not add rust-toolchain.toml's targets to an installed toolchain.
-rustup target add wasm32-wasip1
+rustup target add wasm32-wasip1 wasm32-wasip2
 rustup component add rustfmt clippy
 
 cargo fmt --all -- --check
