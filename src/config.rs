@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -16,7 +17,7 @@ use crate::cgi::Mode;
 use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
 use crate::routes::RoutePath;
-use crate::runtime::DirGrant;
+use crate::runtime::{AllowedHosts, DirGrant};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -50,6 +51,7 @@ struct RouteEntry {
     limits: LimitOverrides,
     #[serde(default)]
     pass_authorization: bool,
+    allowed_hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// One entry of a route's `dirs` as written.
@@ -109,6 +111,8 @@ pub struct RouteConfig {
     pub limits: LimitOverrides,
     /// `pass_authorization`.
     pub pass_authorization: bool,
+    /// `allowed_hosts`: where the route's component may send HTTP requests.
+    pub allowed_hosts: Arc<AllowedHosts>,
 }
 
 /// Every problem found in a config file, one `FILE:LINE: message` each.
@@ -275,6 +279,13 @@ impl Config {
                     read_only: dir.get_ref().read_only,
                 });
             }
+            let allowed_hosts = match &entry.allowed_hosts {
+                None => AllowedHosts::default(),
+                Some(hosts) => AllowedHosts::parse(hosts.get_ref()).unwrap_or_else(|message| {
+                    problems.add(&hosts.span(), message);
+                    AllowedHosts::default()
+                }),
+            };
             routes.push(RouteConfig {
                 location: problems.location(&span),
                 path,
@@ -286,6 +297,7 @@ impl Config {
                 dirs,
                 limits: entry.limits,
                 pass_authorization: entry.pass_authorization,
+                allowed_hosts: Arc::new(allowed_hosts),
             });
         }
 
@@ -331,6 +343,7 @@ entrypoint = "handle"
 args = ["--fast"]
 env = { LOG_LEVEL = "info" }
 pass_authorization = true
+allowed_hosts = ["api.example.com", "127.0.0.1:8081"]
 [route.limits]
 max_memory = "16MiB"
 "#,
@@ -347,6 +360,11 @@ max_memory = "16MiB"
         assert_eq!(route.entrypoint.as_deref(), Some("handle"));
         assert_eq!(route.env, [("LOG_LEVEL".to_owned(), "info".to_owned())]);
         assert!(route.pass_authorization);
+        assert!(
+            route
+                .allowed_hosts
+                .allows(&"http://127.0.0.1:8081/x".parse().unwrap())
+        );
         assert_eq!(route.limits.max_memory.map(|s| s.0), Some(16 << 20));
     }
 
@@ -391,6 +409,10 @@ module = "c.wasm"
 path = "/d"
 module = "../d.wasm"
 dirs = [{ host = "/nonexistent/dir", guest = "data" }]
+[[route]]
+path = "/e"
+module = "e.wasm"
+allowed_hosts = ["https://api.example.com"]
 "#,
         );
         let expected = [
@@ -400,6 +422,7 @@ dirs = [{ host = "/nonexistent/dir", guest = "data" }]
             ":13: module \"../d.wasm\"",
             ":14: dirs: host folder /nonexistent/dir does not exist",
             ":14: dirs: guest path \"data\" must start with /",
+            ":18: allowed_hosts entry \"https://api.example.com\" must be HOST or HOST:PORT",
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (line, expected) in found.iter().zip(expected) {

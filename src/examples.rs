@@ -1,4 +1,5 @@
-//! The example modules built into the binary (from `guests/examples`), served
+//! The example programs built into the binary (modules from
+//! `guests/examples`, a wasi:http handler from `guests/hello-http`), served
 //! when no modules folder is configured so a fresh install answers at once.
 
 use crate::cgi::Mode;
@@ -8,7 +9,8 @@ use crate::cgi::Mode;
 pub struct Example {
     /// File name it is served under.
     pub name: &'static str,
-    /// How its output is read: each example declares the mode it is written for.
+    /// How its output is read: each example declares the mode it is written
+    /// for (a wasi:http handler answers in HTTP itself; its mode is unused).
     pub mode: Mode,
     /// One line saying what it shows.
     pub about: &'static str,
@@ -44,4 +46,10 @@ pub const EXAMPLES: &[Example] = &[
         Mode::Cgi,
         "an HTML form that posts to itself and shows the CGI variables"
     ),
+    Example {
+        name: "hello-http.wasm",
+        mode: Mode::Simple,
+        about: "Hello Pinky! as a wasi:http handler component (wasm32-wasip2)",
+        wasm: include_bytes!(env!("WASM_CGI_HELLO_HTTP")),
+    },
 ];

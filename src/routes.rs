@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::RouteConfig;
 use crate::limits::Limits;
+use crate::runtime::{COMMAND_ENTRY, ProgramKind};
 use crate::server::Admission;
 
 /// A route's path pattern.
@@ -146,13 +147,11 @@ pub fn from_config(
                 config.location, config.path, config.module
             )),
             Some(entry) => {
-                let entrypoint = config
-                    .entrypoint
-                    .as_deref()
-                    .unwrap_or(crate::runtime::COMMAND_ENTRY);
-                if !entry.program.has_entrypoint(entrypoint) {
+                if let Err(problem) = fits(config, entry.program.kind(), |name| {
+                    entry.program.has_entrypoint(name)
+                }) {
                     problems.push(format!(
-                        "{}: route {}: module {} exports no function `{entrypoint}` taking no arguments",
+                        "{}: route {}: module {} {problem}",
                         config.location, config.path, config.module
                     ));
                 }
@@ -176,6 +175,38 @@ pub fn from_config(
     }
 }
 
+/// Whether a route's settings apply to a program of `kind`: entry points
+/// are functions of core modules; `mode` is how a command's output is read,
+/// and a wasi:http handler answers in HTTP itself.
+pub fn fits(
+    config: &RouteConfig,
+    kind: ProgramKind,
+    has_entrypoint: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    match (kind, &config.entrypoint) {
+        (ProgramKind::Module, entrypoint) => {
+            let entrypoint = entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
+            if !has_entrypoint(entrypoint) {
+                return Err(format!(
+                    "exports no function `{entrypoint}` taking no arguments"
+                ));
+            }
+        }
+        (_, Some(entrypoint)) => {
+            return Err(format!(
+                "is a {kind}, which has no entry points: remove `entrypoint = {entrypoint:?}`"
+            ));
+        }
+        (_, None) => {}
+    }
+    if kind == ProgramKind::Proxy && config.mode.is_some() {
+        return Err(format!(
+            "is a {kind}, which answers in HTTP itself: remove `mode`"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +223,7 @@ mod tests {
             dirs: Vec::new(),
             limits: Default::default(),
             pass_authorization: false,
+            allowed_hosts: Default::default(),
         };
         Route {
             config,

@@ -122,6 +122,7 @@ impl RunCommand {
             stdin,
             dirs: self.dirs.into_iter().map(|DirFlag(grant)| grant).collect(),
             entrypoint: None,
+            allowed_hosts: Default::default(),
             limits,
         };
         let stdio = Stdio {

@@ -1,7 +1,7 @@
-//! The compiled-module cache: native code from Cranelift, kept on disk by
-//! the module's content hash and the engine's compatibility hash, and loaded
+//! The compile cache: native code from Cranelift, kept on disk by the
+//! program's content hash and the engine's compatibility hash, and loaded
 //! back by memory-mapping, so a restart or a reload of an unchanged module
-//! compiles nothing. Corrupt or stale entries are ignored and rebuilt. A
+//! or component compiles nothing. Corrupt or stale entries are ignored and rebuilt. A
 //! folder that can't be used is a warning: compilation then stays in memory.
 //!
 //! The cache holds native code that is run without verification: keep it
@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
+
+use super::detect::Kind;
 
 /// Whether a module came from the cache or was compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,63 @@ pub enum CacheOutcome {
     Compiled,
 }
 
-/// Where compiled modules are kept.
+/// A compiled program: a core module or a component.
+#[derive(Clone)]
+pub enum Compiled {
+    /// A core module.
+    Module(Module),
+    /// A component.
+    Component(Component),
+}
+
+impl Compiled {
+    /// Compiles `wasm`, a module or a component as its header says.
+    pub fn new(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Self> {
+        Ok(match Kind::of_wasm(wasm) {
+            Kind::Module => Compiled::Module(Module::new(engine, wasm)?),
+            Kind::Component => Compiled::Component(Component::new(engine, wasm)?),
+        })
+    }
+
+    /// `engine`'s native code for `wasm`, as a `.cwasm` artifact.
+    pub fn precompile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(match Kind::of_wasm(wasm) {
+            Kind::Module => engine.precompile_module(wasm)?,
+            Kind::Component => engine.precompile_component(wasm)?,
+        })
+    }
+
+    /// Loads a `.cwasm` artifact from memory.
+    ///
+    /// # Safety
+    /// The bytes are native code run as they are: they must come from
+    /// [`Compiled::precompile`] or a trusted `wasm-cgi compile`.
+    pub unsafe fn deserialize(engine: &Engine, cwasm: &[u8]) -> anyhow::Result<Self> {
+        // SAFETY: forwarded to the caller.
+        Ok(match Kind::of_precompiled(cwasm) {
+            Some(Kind::Component) => {
+                Compiled::Component(unsafe { Component::deserialize(engine, cwasm) }?)
+            }
+            _ => Compiled::Module(unsafe { Module::deserialize(engine, cwasm) }?),
+        })
+    }
+
+    /// Loads a `.cwasm` artifact of `kind` by memory-mapping `path`.
+    ///
+    /// # Safety
+    /// As for [`Compiled::deserialize`].
+    unsafe fn deserialize_file(engine: &Engine, path: &Path, kind: Kind) -> anyhow::Result<Self> {
+        // SAFETY: forwarded to the caller.
+        Ok(match kind {
+            Kind::Component => {
+                Compiled::Component(unsafe { Component::deserialize_file(engine, path) }?)
+            }
+            Kind::Module => Compiled::Module(unsafe { Module::deserialize_file(engine, path) }?),
+        })
+    }
+}
+
+/// Where compiled programs are kept.
 #[derive(Debug, Clone)]
 pub struct ModuleCache {
     dir: Option<PathBuf>,
@@ -54,22 +113,23 @@ impl ModuleCache {
         self.dir.as_deref()
     }
 
-    /// The module for `wasm`: from the cache if a valid entry is there, else
-    /// compiled and stored.
+    /// The compiled module or component for `wasm`: from the cache if a
+    /// valid entry is there, else compiled and stored.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
-    ) -> anyhow::Result<(Module, CacheOutcome)> {
+    ) -> anyhow::Result<(Compiled, CacheOutcome)> {
         let Some(dir) = &self.dir else {
-            return Ok((compile(engine, wasm)?, CacheOutcome::Compiled));
+            return Ok((Compiled::new(engine, wasm)?, CacheOutcome::Compiled));
         };
         let path = dir.join(entry_name(engine, wasm));
         if path.is_file() {
-            // SAFETY: the entry was written by `engine.precompile_module` for
-            // an engine with the same compatibility hash (it is in the name),
-            // and the cache folder is trusted like the binary itself.
-            match unsafe { Module::deserialize_file(engine, &path) } {
+            // SAFETY: the entry was written by `Compiled::precompile` for an
+            // engine with the same compatibility hash (it is in the name),
+            // from the same bytes (so of the same kind), and the cache folder
+            // is trusted like the binary itself.
+            match unsafe { Compiled::deserialize_file(engine, &path, Kind::of_wasm(wasm)) } {
                 Ok(module) => return Ok((module, CacheOutcome::Hit)),
                 Err(error) => {
                     tracing::warn!("ignoring unusable cache entry {}: {error}", path.display());
@@ -77,24 +137,17 @@ impl ModuleCache {
                 }
             }
         }
-        let compiled = engine
-            .precompile_module(wasm)
-            .map_err(anyhow::Error::from)?;
-        if let Err(error) = store(&path, &compiled) {
+        let cwasm = Compiled::precompile(engine, wasm)?;
+        if let Err(error) = store(&path, &cwasm) {
             tracing::warn!("cannot write cache entry {}: {error:#}", path.display());
         }
-        // SAFETY: `compiled` was just produced by this engine.
-        let module =
-            unsafe { Module::deserialize(engine, &compiled) }.map_err(anyhow::Error::from)?;
-        Ok((module, CacheOutcome::Compiled))
+        // SAFETY: `cwasm` was just produced by this engine.
+        let compiled = unsafe { Compiled::deserialize(engine, &cwasm) }?;
+        Ok((compiled, CacheOutcome::Compiled))
     }
 }
 
-fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Module> {
-    Module::new(engine, wasm).map_err(anyhow::Error::from)
-}
-
-/// `SHA256-COMPAT.cwasm`: the module's content hash and the engine's
+/// `SHA256-COMPAT.cwasm`: the program's content hash and the engine's
 /// compatibility hash (Wasmtime version, target, settings).
 fn entry_name(engine: &Engine, wasm: &[u8]) -> String {
     let content = Sha256::digest(wasm);
@@ -161,6 +214,20 @@ mod tests {
             cache.load_or_compile(&engine, &wasm).unwrap().1,
             CacheOutcome::Hit
         );
+    }
+
+    #[test]
+    fn components_are_cached_as_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ModuleCache::open(Some(dir.path().to_path_buf()));
+        let engine = engine();
+        let wasm = wat::parse_str("(component)").unwrap();
+        let (compiled, outcome) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        assert!(matches!(compiled, Compiled::Component(_)));
+        let (compiled, outcome) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert!(matches!(compiled, Compiled::Component(_)));
     }
 
     #[test]

@@ -1,19 +1,24 @@
 //! The process-wide runtime: one Wasmtime engine tuned for many short-lived
-//! instances, one WASI linker, the compile cache and the epoch ticker. Built
+//! instances, the linkers (WASI preview 1 for modules; preview 2 and
+//! wasi:http for components), the compile cache and the epoch ticker. Built
 //! once at start-up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
+use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
 };
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::cache::{CacheOutcome, ModuleCache};
+use super::cache::{CacheOutcome, Compiled, ModuleCache};
+use super::detect::{CLI_RUN, HTTP_HANDLER, World};
 use super::epoch::EpochTicker;
-use super::host::Host;
-use super::program::{COMMAND_ENTRY, Program};
+use super::host::{ComponentHost, Host};
+use super::program::{COMMAND_ENTRY, Linked, Program};
 use super::slices::LongLane;
 
 /// Engine-wide settings, fixed for the life of the process.
@@ -42,11 +47,12 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// The engine, the linker, the cache and the epoch ticker. Cheap to clone.
+/// The engine, the linkers, the cache and the epoch ticker. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<Host>>,
+    component_linker: Arc<ComponentLinker<ComponentHost>>,
     options: Arc<RuntimeOptions>,
     compilations: Arc<AtomicU64>,
     lane: LongLane,
@@ -54,15 +60,21 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the engine and the WASI preview 1 linker.
+    /// Builds the engine and the linkers.
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
         let engine = build_engine(&options)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        // All of WASI preview 2 for both worlds, as `wasmtime serve` does:
+        // Rust's std imports wasi:cli/environment and exit even in handlers.
+        let mut component_linker = ComponentLinker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)?;
         let ticker = EpochTicker::start(&engine).context("failed to start the epoch ticker")?;
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            component_linker: Arc::new(component_linker),
             options: Arc::new(options),
             compilations: Arc::default(),
             lane: LongLane::new(std::thread::available_parallelism().map_or(1, usize::from)),
@@ -80,28 +92,29 @@ impl Runtime {
         &self.options.cache
     }
 
-    /// How many modules this runtime has compiled with Cranelift (cache hits
-    /// don't count). Compilation only happens when modules are loaded, never
-    /// on the request path.
+    /// How many programs this runtime has compiled with Cranelift (cache hits
+    /// don't count). Compilation only happens when programs are loaded,
+    /// never on the request path.
     pub fn compilations(&self) -> u64 {
         self.compilations.load(Ordering::Relaxed)
     }
 
-    /// Compiles `wasm` (binary or text format; or takes it from the cache)
-    /// and links it against WASI.
+    /// Compiles `wasm` (or takes it from the cache), a core module or a
+    /// component as its header says, and links it against WASI.
     ///
-    /// Fails with a message fit for a log line when the bytes are not a valid
-    /// module, when it imports something WASI preview 1 does not provide, or
-    /// when it is not a command (no `_start`).
+    /// Fails with a message fit for a log line when the bytes are not valid,
+    /// when it imports something the host does not provide, or when it is
+    /// neither a command (`_start`, `wasi:cli/run`) nor a wasi:http handler.
     pub fn load(&self, name: &str, wasm: &[u8]) -> anyhow::Result<Program> {
-        let (module, outcome) = self.options.cache.load_or_compile(&self.engine, wasm)?;
+        let (compiled, outcome) = self.options.cache.load_or_compile(&self.engine, wasm)?;
         if outcome == CacheOutcome::Compiled {
             self.compilations.fetch_add(1, Ordering::Relaxed);
         }
-        self.link(name, &module)
+        self.link(name, &compiled)
     }
 
-    /// Loads a module precompiled by `wasm-cgi compile` (a `.cwasm`).
+    /// Loads a module or component precompiled by `wasm-cgi compile` (a
+    /// `.cwasm`).
     ///
     /// # Safety
     /// The bytes are native code run as they are: they must come from a
@@ -109,36 +122,55 @@ impl Runtime {
     pub unsafe fn load_precompiled(&self, name: &str, cwasm: &[u8]) -> anyhow::Result<Program> {
         // SAFETY: the caller vouches for the bytes; Wasmtime still refuses
         // artifacts from another version or configuration.
-        let module =
-            unsafe { Module::deserialize(&self.engine, cwasm) }.map_err(anyhow::Error::from)?;
-        self.link(name, &module)
+        let compiled = unsafe { Compiled::deserialize(&self.engine, cwasm) }?;
+        self.link(name, &compiled)
     }
 
-    /// Compiles `wasm` to a `.cwasm` artifact this runtime's engine accepts.
+    /// Compiles `wasm` (a module or a component) to a `.cwasm` artifact this
+    /// runtime's engine accepts.
     pub fn precompile(&self, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        self.engine
-            .precompile_module(wasm)
-            .map_err(anyhow::Error::from)
+        Compiled::precompile(&self.engine, wasm)
     }
 
-    fn link(&self, name: &str, module: &Module) -> anyhow::Result<Program> {
-        let pre = self
-            .linker
-            .instantiate_pre(module)
-            .map_err(anyhow::Error::from)?;
-        let program = Program::new(
+    fn link(&self, name: &str, compiled: &Compiled) -> anyhow::Result<Program> {
+        let linked = match compiled {
+            Compiled::Module(module) => self.link_module(module)?,
+            Compiled::Component(component) => self.link_component(component)?,
+        };
+        Ok(Program::new(
             name,
             self.engine.clone(),
-            pre,
+            linked,
             self.options.fuel_metering,
             self.lane.clone(),
+        ))
+    }
+
+    fn link_module(&self, module: &Module) -> anyhow::Result<Linked> {
+        let is_command = matches!(
+            module.get_export(COMMAND_ENTRY),
+            Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0
         );
         anyhow::ensure!(
-            program.has_entrypoint(COMMAND_ENTRY),
+            is_command,
             "not a WASI command: it exports no `{COMMAND_ENTRY}` function"
         );
-        Ok(program)
+        let pre = self.linker.instantiate_pre(module)?;
+        Ok(Linked::Module(pre))
+    }
+
+    fn link_component(&self, component: &Component) -> anyhow::Result<Linked> {
+        let world = World::of(&self.engine, component).with_context(|| {
+            format!(
+                "a component that is neither a command nor a wasi:http handler: it exports no `{CLI_RUN}x` or `{HTTP_HANDLER}x` instance"
+            )
+        })?;
+        let pre = self.component_linker.instantiate_pre(component)?;
+        Ok(match world {
+            World::Command => Linked::Command(CommandPre::new(pre)?),
+            World::Proxy => Linked::Proxy(ProxyPre::new(pre)?),
+        })
     }
 }
 
@@ -146,6 +178,18 @@ impl Runtime {
 /// instance (past it, pages are returned to the kernel). A Rust hello touches
 /// a few dozen pages around its 1 MiB stack.
 const KEEP_RESIDENT: usize = 2 << 20;
+
+/// Core instances reserved per instance slot (a component uses 3).
+const CORE_INSTANCES_PER_SLOT: u32 = 4;
+/// Linear memories reserved per instance slot, and the most a component may have.
+const MEMORIES_PER_SLOT: u32 = 2;
+/// Tables reserved per instance slot (a component uses 2).
+const TABLES_PER_SLOT: u32 = 4;
+/// The most core instances one component may have: keeps one component
+/// from draining the shared pool.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// The most tables one component may have.
+const MAX_TABLES_PER_COMPONENT: u32 = 8;
 
 /// The engine: epoch interruption for deadlines and yields, fuel only when
 /// asked, and the pooling allocator (slots reserved up front, copy-on-write
@@ -158,10 +202,19 @@ fn build_engine(options: &RuntimeOptions) -> anyhow::Result<Engine> {
         return Engine::new(&config).map_err(anyhow::Error::from);
     };
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(instances)
-        .total_memories(instances)
-        .total_tables(instances)
+    // A core module takes one core instance, memory, table and stack. A
+    // component made by Rust's wasm32-wasip2 target takes three core
+    // instances (its module and two shims), two tables, one memory and one
+    // stack; one made with the preview 1 adapter, two memories. Memories
+    // reserve address space, so they get the least headroom.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_SLOT))
+        .total_memories(instances.saturating_mul(MEMORIES_PER_SLOT))
+        .total_tables(instances.saturating_mul(TABLES_PER_SLOT))
         .total_stacks(instances)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_SLOT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .max_memory_size(usize::try_from(options.max_memory).unwrap_or(usize::MAX))
         // Reset a freed slot by rewriting only the pages the guest dirtied
         // (found with the PAGEMAP_SCAN ioctl, Linux 6.7+), up to this much,

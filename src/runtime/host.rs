@@ -1,18 +1,75 @@
-//! The per-request store data: the guest's WASI context and the limiter that
+//! The per-request store data: the guest's WASI context (preview 1 for core
+//! modules, preview 2 and wasi:http for components) and the limiter that
 //! bounds its memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Everything one instance owns. A fresh `Host` is built for every request,
-/// so nothing a guest does is visible to the next one.
+use super::outbound::OutboundPolicy;
+
+/// Everything one core-module instance owns. A fresh `Host` is built for
+/// every request, so nothing a guest does is visible to the next one.
 pub struct Host {
     /// WASI preview 1 state: args, env, stdio, preopened directories.
     pub wasi: WasiP1Ctx,
     /// Bounds linear memory and tables; see [`MemoryLimiter`].
     pub limiter: MemoryLimiter,
+}
+
+/// Everything one component instance owns, fresh per request like [`Host`].
+pub struct ComponentHost {
+    /// WASI preview 2 state: args, env, stdio, preopened directories.
+    pub wasi: WasiCtx,
+    /// The component's resources (streams, requests, fields...).
+    pub table: ResourceTable,
+    /// wasi:http state.
+    pub http: WasiHttpCtx,
+    /// Which outbound requests may go out.
+    pub outbound: OutboundPolicy,
+    /// Bounds linear memory and tables; see [`MemoryLimiter`].
+    pub limiter: MemoryLimiter,
+}
+
+impl WasiView for ComponentHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Store data with a [`MemoryLimiter`]: what every run sets up the same way.
+pub trait Limited: Send + 'static {
+    /// The instance's limiter.
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+}
+
+impl Limited for Host {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for ComponentHost {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
 }
 
 /// Table elements one instance may grow to. Tables hold function references;

@@ -1,12 +1,14 @@
-//! What one run of a module is given (args, env, stdio, directories, limits)
+//! What one run of a program is given (args, env, stdio, directories, limits)
 //! and what it gives back (how it ended, what it used).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use super::outbound::AllowedHosts;
 use super::output::{OutputSender, StderrLog};
 use crate::limits::Limits;
 
@@ -22,8 +24,12 @@ pub struct Invocation {
     pub stdin: Input,
     /// Host directories the guest may open, and under which guest path.
     pub dirs: Vec<DirGrant>,
-    /// The exported function to call; `None` is the command entry `_start`.
+    /// The exported function of a core module to call; `None` is the
+    /// command entry (`_start`, or `wasi:cli/run` for a component).
     pub entrypoint: Option<String>,
+    /// Hosts a component may send HTTP requests to (wasi:http); none by
+    /// default.
+    pub allowed_hosts: Arc<AllowedHosts>,
     /// Only `timeout`, `max_memory` and `fuel` apply to the instance itself.
     pub limits: Limits,
 }

@@ -1,19 +1,35 @@
-//! A compiled, pre-linked module, and running it once: one fresh store and
-//! instance per run, with its limits and deadline.
+//! A compiled, pre-linked program, and running it once: one fresh store and
+//! instance per run, with its limits and deadline. A program is a core
+//! module (WASI preview 1), a `wasi:cli/command` component, or a
+//! `wasi:http/proxy` component; the first two run as commands, the last
+//! answers HTTP requests.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use http_body::Body;
+use tokio::sync::oneshot;
+use tokio::time::error::Elapsed;
+use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
 
-use super::host::{Host, MemoryLimiter};
+use super::detect::World;
+use super::host::{ComponentHost, Host, Limited, MemoryLimiter};
 use super::invocation::{Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
+use super::outbound::OutboundPolicy;
 use super::slices::LongLane;
+use crate::limits::Limits;
 
 /// The entry point of a WASI command.
 pub const COMMAND_ENTRY: &str = "_start";
@@ -21,15 +37,62 @@ pub const COMMAND_ENTRY: &str = "_start";
 /// The initializer a WASI reactor exports; called before a named entry point.
 const REACTOR_INIT: &str = "_initialize";
 
-/// A module compiled once and linked against WASI once; every run only
-/// instantiates it. Cheap to share: runs in flight keep their `Arc`, so a
-/// replaced module finishes its requests on the version they started with.
+/// What a program is, and so how it is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// A WASI preview 1 core module, run as a command (`_start`).
+    Module,
+    /// A `wasi:cli/command` component, run as a command (`wasi:cli/run`).
+    Command,
+    /// A `wasi:http/proxy` component: an HTTP handler.
+    Proxy,
+}
+
+impl std::fmt::Display for ProgramKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProgramKind::Module => f.write_str("WASI preview 1 module"),
+            ProgramKind::Command => World::Command.fmt(f),
+            ProgramKind::Proxy => World::Proxy.fmt(f),
+        }
+    }
+}
+
+/// The program, linked once and ready to instantiate.
+pub(crate) enum Linked {
+    /// A core module against WASI preview 1.
+    Module(InstancePre<Host>),
+    /// A command component against WASI preview 2.
+    Command(CommandPre<ComponentHost>),
+    /// A handler component against WASI preview 2 and wasi:http.
+    Proxy(ProxyPre<ComponentHost>),
+}
+
+/// A program compiled once and linked once; every run only instantiates it.
+/// Cheap to share: runs in flight keep their `Arc`, so a replaced program
+/// finishes its requests on the version they started with.
 pub struct Program {
     name: Arc<str>,
     engine: Engine,
-    pre: InstancePre<Host>,
+    linked: Linked,
     fuel_metering: bool,
     lane: LongLane,
+}
+
+/// The response a wasi:http handler sets: its head and streamed body, or
+/// the error code it answered with.
+pub type HandlerResponse = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// A wasi:http handler answering one request (see [`Program::handle_http`]).
+/// Nothing runs unless `guest` is polled.
+pub struct HttpCall {
+    /// Receives the response once the handler sets it; closed without a
+    /// value if the handler ends (or is dropped) without setting one.
+    pub response: oneshot::Receiver<HandlerResponse>,
+    /// The instance. Poll it, while waiting for the head and while the body
+    /// streams, for the handler to make progress; it ends with how the
+    /// handler ended. Dropping it stops the instance.
+    pub guest: Pin<Box<dyn Future<Output = Outcome> + Send>>,
 }
 
 /// What [`Program::run_captured`] gives back.
@@ -47,89 +110,89 @@ impl Program {
     pub(crate) fn new(
         name: &str,
         engine: Engine,
-        pre: InstancePre<Host>,
+        linked: Linked,
         fuel_metering: bool,
         lane: LongLane,
     ) -> Self {
         Self {
             name: name.into(),
             engine,
-            pre,
+            linked,
             fuel_metering,
             lane,
         }
     }
 
-    /// The module's file name, e.g. `hello.wasm`.
+    /// The program's file name, e.g. `hello.wasm`.
     pub fn name(&self) -> &Arc<str> {
         &self.name
     }
 
-    /// Whether the module exports a function `name` taking and returning nothing.
+    /// What the program is: a module, a command component or a handler.
+    pub fn kind(&self) -> ProgramKind {
+        match self.linked {
+            Linked::Module(_) => ProgramKind::Module,
+            Linked::Command(_) => ProgramKind::Command,
+            Linked::Proxy(_) => ProgramKind::Proxy,
+        }
+    }
+
+    /// Whether the program is a core module exporting a function `name`
+    /// taking and returning nothing. Components have no such entry points.
     pub fn has_entrypoint(&self, name: &str) -> bool {
+        let Linked::Module(pre) = &self.linked else {
+            return false;
+        };
         matches!(
-            self.pre.module().get_export(name),
+            pre.module().get_export(name),
             Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0
         )
     }
 
-    /// Runs the module once with `invocation`, its output going to `stdio`.
+    /// Runs the program once as a command with `invocation`, its output
+    /// going to `stdio`.
     ///
     /// An `Err` is a failure of the host to set the run up (a granted
-    /// directory that can't be opened); everything the guest does, traps
-    /// included, is an [`Outcome`].
+    /// directory that can't be opened, a handler run as a command);
+    /// everything the guest does, traps included, is an [`Outcome`].
     pub async fn run(&self, invocation: Invocation, stdio: Stdio) -> anyhow::Result<Outcome> {
         let limits = &invocation.limits;
         let peak = Arc::new(AtomicU64::new(0));
-        let host = Host {
-            wasi: self.wasi_ctx(&invocation, stdio)?,
-            limiter: MemoryLimiter::new(limits.max_memory.0, peak.clone()),
-        };
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|host| &mut host.limiter);
-        // Yield to tokio at every epoch tick, so a spinning guest never holds
-        // a worker thread (the timeout below then stops it), and long-running
-        // guests share the long lane (see `slices`).
-        store.set_epoch_deadline(1);
-        let mut slicer = self.lane.slicer();
-        store.epoch_deadline_callback(move |_| Ok(slicer.on_tick()));
-        let fuel = limits.fuel.unwrap_or(u64::MAX);
-        if self.fuel_metering {
-            store.set_fuel(fuel)?;
-        }
-
+        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let mut builder = wasi_builder(&invocation, stdio)?;
         let started = Instant::now();
-        let entry = invocation.entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
-        let call = self.call(&mut store, entry);
-        let result = tokio::time::timeout(limits.timeout, call).await;
-        let wall_time = started.elapsed();
-
-        let (exit, fuel_consumed) = match result {
-            Err(_elapsed) => (Exit::TimedOut, None),
-            Ok(result) => {
-                let consumed = self
-                    .fuel_metering
-                    .then(|| store.get_fuel().ok().map(|left| fuel - left))
-                    .flatten();
-                let exit = match result {
-                    Ok(()) => Exit::Code(0),
-                    Err(error) => classify(error, store.data().limiter.refused_grow),
+        match &self.linked {
+            Linked::Module(pre) => {
+                let host = Host {
+                    wasi: builder.build_p1(),
+                    limiter,
                 };
-                (exit, consumed)
+                let mut store = self.store(host, limits)?;
+                let entry = invocation.entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
+                let call = call_module(pre, &mut store, entry);
+                let result = tokio::time::timeout(limits.timeout, call).await;
+                Ok(self.outcome(store, result, limits, started, &peak))
             }
-        };
-        drop(store);
-        Ok(Outcome {
-            exit,
-            usage: Usage {
-                wall_time,
-                fuel_consumed,
-                peak_memory: peak.load(Ordering::Relaxed),
-            },
-        })
+            Linked::Command(pre) => {
+                if let Some(entry) = &invocation.entrypoint {
+                    anyhow::bail!(
+                        "a component has no entry point `{entry}`: it runs through wasi:cli/run"
+                    );
+                }
+                let host = self.component_host(builder, limiter, &invocation);
+                let mut store = self.store(host, limits)?;
+                let call = call_command(pre, &mut store);
+                let result = tokio::time::timeout(limits.timeout, call).await;
+                Ok(self.outcome(store, result, limits, started, &peak))
+            }
+            Linked::Proxy(_) => anyhow::bail!(
+                "{} is a wasi:http handler: it answers HTTP requests (serve it with `wasm-cgi serve`), it is not run as a command",
+                self.name
+            ),
+        }
     }
 
-    /// Runs the module once and collects its stdout and stderr in memory,
+    /// Runs the program once and collects its stdout and stderr in memory,
     /// each up to `max-output` bytes (past it the guest traps).
     pub async fn run_captured(&self, invocation: Invocation) -> anyhow::Result<Captured> {
         let cap = usize::try_from(invocation.limits.max_output.0).unwrap_or(usize::MAX);
@@ -147,68 +210,240 @@ impl Program {
         })
     }
 
-    async fn call(&self, store: &mut Store<Host>, entry: &str) -> wasmtime::Result<()> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
-        if entry != COMMAND_ENTRY
-            && let Some(init) = instance.get_func(&mut *store, REACTOR_INIT)
-        {
-            init.typed::<(), ()>(&mut *store)?
-                .call_async(&mut *store, ())
-                .await?;
-        }
-        let func = instance
-            .get_typed_func::<(), ()>(&mut *store, entry)
-            .map_err(|_| {
-                wasmtime::format_err!(
-                    "the module exports no function `{entry}` taking no arguments"
-                )
-            })?;
-        func.call_async(&mut *store, ()).await
+    /// Starts a wasi:http handler on `request`, in a fresh instance with
+    /// `invocation`'s environment, directories, limits and allowed hosts
+    /// (its args, stdin and entry point don't apply). The handler's stdout
+    /// and stderr go to `stdio`.
+    ///
+    /// The request needs an authority (an absolute URI or a `Host` header).
+    /// An `Err` is a failure to set the run up, before any guest code.
+    pub fn handle_http<B>(
+        &self,
+        request: http::Request<B>,
+        invocation: Invocation,
+        stdio: Stdio,
+    ) -> anyhow::Result<HttpCall>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Linked::Proxy(pre) = &self.linked else {
+            anyhow::bail!("{} is not a wasi:http handler", self.name);
+        };
+        let limits = invocation.limits.clone();
+        let peak = Arc::new(AtomicU64::new(0));
+        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let builder = wasi_builder(&invocation, stdio)?;
+        let host = self.component_host(builder, limiter, &invocation);
+        let mut store = self.store(host, &limits)?;
+        let (sender, response) = oneshot::channel();
+        let (request, outparam) = {
+            let mut http = store.data_mut().http();
+            let request = http
+                .new_incoming_request(Scheme::Http, request)
+                .map_err(anyhow::Error::from)?;
+            let outparam = http
+                .new_response_outparam(sender)
+                .map_err(anyhow::Error::from)?;
+            (request, outparam)
+        };
+        let pre = pre.clone();
+        let program = Outcomes {
+            fuel_metering: self.fuel_metering,
+        };
+        let guest = async move {
+            let started = Instant::now();
+            let call = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            };
+            let result = tokio::time::timeout(limits.timeout, call).await;
+            program.outcome(store, result, &limits, started, &peak)
+        };
+        Ok(HttpCall {
+            response,
+            guest: Box::pin(guest),
+        })
     }
 
-    fn wasi_ctx(
-        &self,
-        invocation: &Invocation,
-        stdio: Stdio,
-    ) -> anyhow::Result<wasmtime_wasi::p1::WasiP1Ctx> {
-        let mut builder = WasiCtxBuilder::new();
-        builder.args(&invocation.args).envs(&invocation.env);
-        match &invocation.stdin {
-            Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
-            Input::Inherit => builder.inherit_stdin(),
-            Input::Empty => builder.stdin(MemoryInputPipe::new(Bytes::new())),
-        };
-        match stdio.stdout {
-            Output::Inherit => builder.inherit_stdout(),
-            Output::Channel(sender) => builder.stdout(sender),
-            Output::Log(log) => builder.stdout(log),
-            Output::Capture(pipe) => builder.stdout(pipe),
-        };
-        match stdio.stderr {
-            Output::Inherit => builder.inherit_stderr(),
-            Output::Channel(sender) => builder.stderr(sender),
-            Output::Log(log) => builder.stderr(log),
-            Output::Capture(pipe) => builder.stderr(pipe),
-        };
-        for dir in &invocation.dirs {
-            let perms = if dir.read_only {
-                FsPerms::ReadOnly
-            } else {
-                FsPerms::ReadWrite
-            };
-            builder
-                .preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "failed to open directory {} for {}",
-                        dir.host.display(),
-                        dir.guest
-                    )
-                })?;
+    /// A store for one run: the memory limiter, a yield at every epoch tick
+    /// (so a spinning guest never holds a worker thread and the timeout can
+    /// stop it; long-running guests share the long lane, see `slices`), and
+    /// the fuel budget when fuel is metered.
+    fn store<T: Limited>(&self, data: T, limits: &Limits) -> anyhow::Result<Store<T>> {
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| data.limiter());
+        store.set_epoch_deadline(1);
+        let mut slicer = self.lane.slicer();
+        store.epoch_deadline_callback(move |_| Ok(slicer.on_tick()));
+        if self.fuel_metering {
+            store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
         }
-        Ok(builder.build_p1())
+        Ok(store)
     }
+
+    fn component_host(
+        &self,
+        builder: WasiCtxBuilder,
+        limiter: MemoryLimiter,
+        invocation: &Invocation,
+    ) -> ComponentHost {
+        let mut builder = builder;
+        ComponentHost {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundPolicy::new(
+                invocation.allowed_hosts.clone(),
+                invocation.limits.timeout,
+            ),
+            limiter,
+        }
+    }
+
+    fn outcome<T: Limited>(
+        &self,
+        store: Store<T>,
+        result: Result<wasmtime::Result<()>, Elapsed>,
+        limits: &Limits,
+        started: Instant,
+        peak: &AtomicU64,
+    ) -> Outcome {
+        Outcomes {
+            fuel_metering: self.fuel_metering,
+        }
+        .outcome(store, result, limits, started, peak)
+    }
+}
+
+/// Turns how a call ended into an [`Outcome`]; owned by handler futures,
+/// which outlive the borrow of their [`Program`].
+#[derive(Clone, Copy)]
+struct Outcomes {
+    fuel_metering: bool,
+}
+
+impl Outcomes {
+    /// How the run ended and what it used. Drops the store: the instance
+    /// slot goes back to the pool, and the guest's output streams close.
+    fn outcome<T: Limited>(
+        self,
+        mut store: Store<T>,
+        result: Result<wasmtime::Result<()>, Elapsed>,
+        limits: &Limits,
+        started: Instant,
+        peak: &AtomicU64,
+    ) -> Outcome {
+        let wall_time = started.elapsed();
+        let (exit, fuel_consumed) = match result {
+            Err(_elapsed) => (Exit::TimedOut, None),
+            Ok(result) => {
+                let fuel = limits.fuel.unwrap_or(u64::MAX);
+                let consumed = self
+                    .fuel_metering
+                    .then(|| store.get_fuel().ok().map(|left| fuel - left))
+                    .flatten();
+                let exit = match result {
+                    Ok(()) => Exit::Code(0),
+                    Err(error) => classify(error, store.data_mut().limiter().refused_grow),
+                };
+                (exit, consumed)
+            }
+        };
+        drop(store);
+        Outcome {
+            exit,
+            usage: Usage {
+                wall_time,
+                fuel_consumed,
+                peak_memory: peak.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+async fn call_module(
+    pre: &InstancePre<Host>,
+    store: &mut Store<Host>,
+    entry: &str,
+) -> wasmtime::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    if entry != COMMAND_ENTRY
+        && let Some(init) = instance.get_func(&mut *store, REACTOR_INIT)
+    {
+        init.typed::<(), ()>(&mut *store)?
+            .call_async(&mut *store, ())
+            .await?;
+    }
+    let func = instance
+        .get_typed_func::<(), ()>(&mut *store, entry)
+        .map_err(|_| {
+            wasmtime::format_err!("the module exports no function `{entry}` taking no arguments")
+        })?;
+    func.call_async(&mut *store, ()).await
+}
+
+/// Runs a command component's `wasi:cli/run`. `run` returning `err` means
+/// "failed" with no code: exit code 1, like a `proc_exit(1)`.
+async fn call_command(
+    pre: &CommandPre<ComponentHost>,
+    store: &mut Store<ComponentHost>,
+) -> wasmtime::Result<()> {
+    let command = pre.instantiate_async(&mut *store).await?;
+    match command.wasi_cli_run().call_run(&mut *store).await? {
+        Ok(()) => Ok(()),
+        Err(()) => Err(I32Exit(1).into()),
+    }
+}
+
+/// The guest's WASI context, for either preview: args, env, stdio and
+/// directories from `invocation`; sockets stay closed.
+fn wasi_builder(invocation: &Invocation, stdio: Stdio) -> anyhow::Result<WasiCtxBuilder> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&invocation.args)
+        .envs(&invocation.env)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    match &invocation.stdin {
+        Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
+        Input::Inherit => builder.inherit_stdin(),
+        Input::Empty => builder.stdin(MemoryInputPipe::new(Bytes::new())),
+    };
+    match stdio.stdout {
+        Output::Inherit => builder.inherit_stdout(),
+        Output::Channel(sender) => builder.stdout(sender),
+        Output::Log(log) => builder.stdout(log),
+        Output::Capture(pipe) => builder.stdout(pipe),
+    };
+    match stdio.stderr {
+        Output::Inherit => builder.inherit_stderr(),
+        Output::Channel(sender) => builder.stderr(sender),
+        Output::Log(log) => builder.stderr(log),
+        Output::Capture(pipe) => builder.stderr(pipe),
+    };
+    for dir in &invocation.dirs {
+        let perms = if dir.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "failed to open directory {} for {}",
+                    dir.host.display(),
+                    dir.guest
+                )
+            })?;
+    }
+    Ok(builder)
 }
 
 /// Turns the error a guest call ended with into an [`Exit`].

@@ -31,6 +31,11 @@ pub enum HttpError {
     TooManyRedirects,
     /// 502: `cgi` mode and the module's output is not a valid CGI response.
     BadGateway(String),
+    /// 500: a wasi:http handler ended without setting a response.
+    NoResponse,
+    /// 502: a wasi:http handler answered with an error code instead of a
+    /// response (its `Debug` form).
+    HandlerError(String),
     /// 503: every instance slot is busy and the queue is full.
     Overloaded,
     /// 503: the server is shutting down and takes no new work.
@@ -49,10 +54,10 @@ impl HttpError {
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
-            HttpError::ModuleFailed | HttpError::TooManyRedirects => {
+            HttpError::ModuleFailed | HttpError::TooManyRedirects | HttpError::NoResponse => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            HttpError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            HttpError::BadGateway(_) | HttpError::HandlerError(_) => StatusCode::BAD_GATEWAY,
             HttpError::Overloaded | HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -80,6 +85,16 @@ impl HttpError {
             HttpError::BadGateway(why) => {
                 format!(
                     "bad gateway: the module's output is not a valid CGI response: {why} (request id {request_id})"
+                )
+            }
+            HttpError::NoResponse => {
+                format!(
+                    "internal error: the handler ended without sending a response (request id {request_id})"
+                )
+            }
+            HttpError::HandlerError(code) => {
+                format!(
+                    "bad gateway: the handler answered with an error: {code} (request id {request_id})"
                 )
             }
             HttpError::ShuttingDown => "server shutting down, retry on another instance".to_owned(),

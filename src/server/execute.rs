@@ -12,15 +12,16 @@ use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 
 use super::error::HttpError;
 use super::guest_run::GuestRun;
+use super::proxy_run::execute_proxy;
 use super::respond::{Reply, ResponsePlan, respond};
 use super::{AppState, Connection, RequestBody, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::request::{CgiRequest, search_words};
 use crate::routes::Route;
-use crate::runtime::{Input, Invocation, Program};
+use crate::runtime::{Input, Invocation, Program, ProgramKind};
 
 /// How long a client may take to send the whole request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A module chosen to answer a request, and how.
 pub struct Endpoint<'a> {
@@ -45,7 +46,8 @@ pub enum Next {
     Redirect(Request<RequestBody>),
 }
 
-/// Runs `endpoint` for `request`.
+/// Runs `endpoint` for `request`: a wasi:http handler answers it itself,
+/// a command (module or component) through CGI.
 pub async fn execute(
     state: &AppState,
     request: Request<RequestBody>,
@@ -53,6 +55,11 @@ pub async fn execute(
     endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
 ) -> Result<Next, HttpError> {
+    if endpoint.program.kind() == ProgramKind::Proxy {
+        return execute_proxy(state, request, connection, endpoint, request_id)
+            .await
+            .map(Next::Response);
+    }
     let (parts, body) = request.into_parts();
     let route = endpoint.route;
     let limits = route.map_or(&state.limits, |route| &route.limits).clone();
@@ -98,6 +105,9 @@ pub async fn execute(
             .map(|route| route.config.dirs.clone())
             .unwrap_or_default(),
         entrypoint: route.and_then(|route| route.config.entrypoint.clone()),
+        allowed_hosts: route
+            .map(|route| route.config.allowed_hosts.clone())
+            .unwrap_or_default(),
         limits,
         stdin: Input::Empty,
     };
@@ -151,10 +161,7 @@ async fn read_body(
     headers: &HeaderMap,
     max_body: u64,
 ) -> Result<Option<Bytes>, HttpError> {
-    let declared_len = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared_len = declared_length(headers);
     let has_body = declared_len.is_some() || headers.contains_key(TRANSFER_ENCODING);
     if !has_body {
         return Ok(None);
@@ -171,4 +178,12 @@ async fn read_body(
         Err(error) if error.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge),
         Err(_) => Err(HttpError::BadRequest("the request body could not be read")),
     }
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }

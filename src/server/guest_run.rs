@@ -14,7 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::BoxError;
 use super::metrics::Metrics;
-use crate::runtime::{Exit, Input, Invocation, Output, Program, StderrLog, Stdio, output_channel};
+use crate::runtime::{
+    Exit, Input, Invocation, Outcome, Output, Program, StderrLog, Stdio, output_channel,
+};
 
 /// Chunks of stdout buffered between the guest and the client: past this the
 /// guest waits (backpressure) instead of the server buffering.
@@ -33,7 +35,56 @@ pub enum Event {
 }
 
 /// How a guest ended, or `None` if the host failed to run it (logged).
-type Ending = Option<Exit>;
+pub type Ending = Option<Exit>;
+
+/// A guest running for one request, as [`supervise`] returns it.
+pub type Guest = Pin<Box<dyn Future<Output = Ending> + Send>>;
+
+/// Wraps `run`, one guest's run for a request: counted in the
+/// `instances_in_flight` gauge while it lives (also if dropped half-way),
+/// its instance slot `permit` released the moment it ends, a failure logged
+/// with the request id, and its end counted in the metrics. Nothing runs
+/// until the result is polled.
+pub fn supervise(
+    module: Arc<str>,
+    run: impl Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    permit: OwnedSemaphorePermit,
+    request_id: Arc<str>,
+    metrics: Arc<Metrics>,
+) -> Guest {
+    Box::pin(async move {
+        let running = RunningInstance::new(metrics.clone());
+        let result = run.await;
+        drop(running);
+        drop(permit);
+        match result {
+            Ok(outcome) => {
+                let usage = &outcome.usage;
+                if !outcome.exit.is_success() {
+                    tracing::warn!(
+                        module = %module,
+                        %request_id,
+                        wall_ms = usage.wall_time.as_millis() as u64,
+                        fuel = usage.fuel_consumed,
+                        peak_memory = usage.peak_memory,
+                        "module {}", outcome.exit
+                    );
+                }
+                metrics.guest_done(&module, &outcome.exit, usage.fuel_consumed);
+                Some(outcome.exit)
+            }
+            Err(error) => {
+                tracing::error!(module = %module, %request_id, "failed to run the module: {error:#}");
+                None
+            }
+        }
+    })
+}
+
+/// A stderr for one request's guest, logged with the request id.
+pub fn stderr_log(module: &Arc<str>, request_id: &Arc<str>) -> StderrLog {
+    StderrLog::new(module.clone(), request_id.clone(), STDERR_CAP)
+}
 
 /// A module instance running for one request. It runs inside the request's
 /// own task, driven by whoever reads its output (the response code, then the
@@ -41,7 +92,7 @@ type Ending = Option<Exit>;
 /// epoch yields keep a busy guest from holding the worker.
 pub struct GuestRun {
     /// The running guest; `None` once it has ended.
-    guest: Option<Pin<Box<dyn Future<Output = Ending> + Send>>>,
+    guest: Option<Guest>,
     stdout: mpsc::Receiver<Bytes>,
     /// How the guest ended, once it has; reported after the last output.
     ending: Option<Ending>,
@@ -62,41 +113,12 @@ impl GuestRun {
         invocation.stdin = Input::Bytes(stdin);
         let stdio = Stdio {
             stdout: Output::Channel(sender),
-            stderr: Output::Log(StderrLog::new(
-                program.name().clone(),
-                request_id.clone(),
-                STDERR_CAP,
-            )),
+            stderr: Output::Log(stderr_log(program.name(), &request_id)),
         };
-        let guest = async move {
-            let running = RunningInstance::new(metrics.clone());
-            let result = program.run(invocation, stdio).await;
-            drop(running);
-            drop(permit);
-            match result {
-                Ok(outcome) => {
-                    let usage = &outcome.usage;
-                    if !outcome.exit.is_success() {
-                        tracing::warn!(
-                            module = %program.name(),
-                            %request_id,
-                            wall_ms = usage.wall_time.as_millis() as u64,
-                            fuel = usage.fuel_consumed,
-                            peak_memory = usage.peak_memory,
-                            "module {}", outcome.exit
-                        );
-                    }
-                    metrics.guest_done(program.name(), &outcome.exit, usage.fuel_consumed);
-                    Some(outcome.exit)
-                }
-                Err(error) => {
-                    tracing::error!(module = %program.name(), %request_id, "failed to run the module: {error:#}");
-                    None
-                }
-            }
-        };
+        let module = program.name().clone();
+        let run = async move { program.run(invocation, stdio).await };
         Self {
-            guest: Some(Box::pin(guest)),
+            guest: Some(supervise(module, run, permit, request_id, metrics)),
             stdout,
             ending: None,
         }

@@ -13,6 +13,7 @@ mod execute;
 mod guest_run;
 mod handler;
 mod metrics;
+mod proxy_run;
 mod request_id;
 mod respond;
 mod static_files;
