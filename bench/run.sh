@@ -9,7 +9,8 @@
 # bench/README.md.
 #
 # Systems (each on 127.0.0.1, its own port, started and stopped here):
-#   wasm-cgi        target/release/wasm-cgi serve, the bench guests in bench/guests
+#   wasm-cgi        target/release/wasm-cgi serve, the bench guests in bench/guests,
+#                   and bench/wasi-http-hello: the same file wasmtime serve runs
 #   native          bench/native-hello: hyper 1 + tokio, no wasm (the ceiling)
 #   wasmtime-serve  `wasmtime serve` 48.0.8 with bench/wasi-http-hello (wasi:http)
 #   classic         BusyBox httpd + sh CGI wrapper + `wasmtime run` per request
@@ -181,6 +182,8 @@ mkdir -p "$MODULES"
 for g in hello stream100k echo cpu1ms spin; do
     cp "$GUESTS/$g.wasm" "$MODULES/$g.wasm"
 done
+# The very file `wasmtime serve` runs, served by wasm-cgi as a wasi:http handler.
+[[ -z "$HTTP_HELLO" ]] || cp "$HTTP_HELLO" "$MODULES/hello-http.wasm"
 
 # --------------------------------------------------------------------------
 # Helpers: start/stop a server, run wrk, parse its output
@@ -420,6 +423,12 @@ if start_server wasm-cgi "$BASE/hello.wasm" \
         WASM_CGI_MEASURED=1
         wrk_run wasm-cgi-hello wasm-cgi hello "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
         wrk_run wasm-cgi-hello-c64 wasm-cgi hello "$CONNS_P99" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        if [[ -n "$HTTP_HELLO" ]] && check_body wasm-cgi-http "$BASE/hello-http.wasm" "$HELLO"; then
+            warmup "$BASE/hello-http.wasm" "$CONNS"
+            wrk_run wasm-cgi-hello-http wasm-cgi "hello wasi:http (same file as wasmtime serve)" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello-http.wasm"
+        else
+            skip_row wasm-cgi "hello wasi:http" "the wasi:http component was not built or replied wrongly"
+        fi
         wrk_run wasm-cgi-stream100k wasm-cgi "stream 100 KiB" "$CONNS" "$SECONDS_PER_RUN" "$BASE/stream100k.wasm"
         wrk_run wasm-cgi-echo64k wasm-cgi "POST echo 64 KiB" "$CONNS" "$SECONDS_PER_RUN" "$BASE/echo.wasm" "$BENCH_DIR/post64k.lua"
         wrk_run wasm-cgi-cpu1ms wasm-cgi "cpu 1 ms" "$CONNS" "$SECONDS_PER_RUN" "$BASE/cpu1ms.wasm"
@@ -518,6 +527,10 @@ END {
     printf "| hello req/s ≥ 100× classic | %s | %s |\n", ratio(hrps, cls), verdict(hok && hrps >= 100 * cls, num(cls))
     printf "| hello req/s ≥ 3× wasmtime serve | %s | %s |\n", ratio(hrps, srv), verdict(hok && hrps >= 3 * srv, num(srv))
     printf "| hello req/s ≥ 0.5× native hyper | %s | %s |\n", ratio(hrps, nat), verdict(hok && hrps >= 0.5 * nat, num(nat))
+    w = ("wasm-cgi-hello-http" in by) ? by["wasm-cgi-hello-http"] : 0
+    wrps = w ? rps[w] : ""
+    wok = w && num(wrps) && errs[w] + 0 == 0
+    printf "| wasi:http hello ≥ 1× wasmtime serve on the same component | %s | %s |\n", ratio(wrps, srv), verdict(wok && wrps >= srv, num(srv))
     c = ("wasm-cgi-hello-c64" in by) ? by["wasm-cgi-hello-c64"] : 0
     got = c && num(p50[c]) && num(p99[c]) && p50[c] > 0
     printf "| p99 ≤ 5× p50 at 64 connections (hello) | %s | %s |\n", \

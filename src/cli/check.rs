@@ -1,6 +1,7 @@
-//! `wasm-cgi check`: validate the config file and every module (compiles,
-//! imports only what WASI preview 1 provides, has its entry point) without
-//! serving. One line per problem; exit code 1 if there is any.
+//! `wasm-cgi check`: validate the config file and every module or component
+//! (compiles, imports only what the host provides, is a command or a
+//! wasi:http handler, fits its routes) without serving. Prints what each
+//! file is; one line per problem; exit code 1 if there is any.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,11 @@ impl CheckCommand {
             problems.extend(route_problems);
         }
         if problems.is_empty() {
+            for name in modules.names() {
+                if let Some(entry) = modules.get(&name) {
+                    println!("{name}: {}", entry.program.kind());
+                }
+            }
             println!(
                 "ok: {} modules in {folder}, {} routes",
                 modules.names().len(),

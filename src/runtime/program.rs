@@ -285,13 +285,14 @@ impl Program {
         Ok(store)
     }
 
+    /// Store data for a component: WASI 0.2, wasi:http, and the outbound
+    /// policy from `invocation`.
     fn component_host(
         &self,
-        builder: WasiCtxBuilder,
+        mut builder: WasiCtxBuilder,
         limiter: MemoryLimiter,
         invocation: &Invocation,
     ) -> ComponentHost {
-        let mut builder = builder;
         ComponentHost {
             wasi: builder.build(),
             table: ResourceTable::new(),

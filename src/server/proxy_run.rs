@@ -48,16 +48,23 @@ pub async fn execute_proxy(
         declared.is_some_and(|len| len > 0) || parts.headers.contains_key(TRANSFER_ENCODING);
     let watch = Arc::new(BodyWatch::default());
     let body = IncomingBody {
-        inner: has_body.then_some(body),
+        inner: has_body.then(|| (body, Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)))),
         remaining: max_body,
-        deadline: Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)),
         watch: watch.clone(),
     };
-    // wasi:http needs an authority: HTTP/1.0 clients may send no Host.
-    if parts.uri.authority().is_none() && !parts.headers.contains_key(HOST) {
-        let local = HeaderValue::from_str(&connection.local.to_string())
-            .map_err(|_| HttpError::BadRequest("no Host header"))?;
-        parts.headers.insert(HOST, local);
+    // wasi:http needs an authority, as text: HTTP/1.0 clients may send no
+    // Host, and a Host of raw bytes can't be one.
+    match parts.headers.get(HOST) {
+        Some(host) if host.to_str().is_err() => {
+            return Err(HttpError::BadRequest("the Host header is not valid"));
+        }
+        Some(_) => {}
+        None if parts.uri.authority().is_some() => {}
+        None => {
+            let local = HeaderValue::from_str(&connection.local.to_string())
+                .map_err(|_| HttpError::BadRequest("no Host header"))?;
+            parts.headers.insert(HOST, local);
+        }
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
         parts.headers.insert(REQUEST_ID, id);
@@ -102,9 +109,6 @@ pub async fn execute_proxy(
     let call = program
         .handle_http(request, invocation, stdio)
         .map_err(|error| {
-            if error.chain().any(|cause| cause.to_string().contains("authority")) {
-                return HttpError::BadRequest("the Host header is not valid");
-            }
             tracing::error!(module = %program.name(), %request_id, "failed to start the handler: {error:#}");
             HttpError::ModuleFailed
         })?;
@@ -217,11 +221,11 @@ impl BodyWatch {
 /// The request body as the handler reads it: streamed from the client, cut
 /// with an error past `max-body` or past the body read timeout.
 struct IncomingBody {
-    /// `None`: the request has no body.
-    inner: Option<RequestBody>,
+    /// The client's body and when it must have arrived; `None` when the
+    /// request has no body, or once it has ended or failed.
+    inner: Option<(RequestBody, Pin<Box<Sleep>>)>,
     /// Bytes still allowed by `max-body`.
     remaining: u64,
-    deadline: Pin<Box<Sleep>>,
     watch: Arc<BodyWatch>,
 }
 
@@ -234,13 +238,13 @@ impl Body for IncomingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        let Some(inner) = &mut this.inner else {
+        let Some((inner, deadline)) = &mut this.inner else {
             return Poll::Ready(None);
         };
         let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                ready!(this.deadline.as_mut().poll(cx));
+                ready!(deadline.as_mut().poll(cx));
                 this.inner = None;
                 this.watch.timed_out.store(true, Ordering::Relaxed);
                 return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)));
@@ -271,13 +275,15 @@ impl Body for IncomingBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.inner
+            .as_ref()
+            .is_none_or(|(body, _)| body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or(SizeHint::with_exact(0), Body::size_hint)
+            .map_or(SizeHint::with_exact(0), |(body, _)| body.size_hint())
     }
 }
 
