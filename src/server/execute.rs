@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::HttpError;
 use super::guest_run::GuestRun;
@@ -17,6 +18,7 @@ use super::respond::{Reply, ResponsePlan, respond};
 use super::{AppState, Connection, RequestBody, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::request::{CgiRequest, search_words};
+use crate::limits::Limits;
 use crate::routes::Route;
 use crate::runtime::{Input, Invocation, Program, ProgramKind};
 
@@ -36,6 +38,45 @@ pub struct Endpoint<'a> {
     /// The configured route it was reached by: its args, env, directories,
     /// entry point and limits. `None`: the server's defaults.
     pub route: Option<&'a Route>,
+}
+
+impl Endpoint<'_> {
+    /// What every run of this endpoint gets: argv `[NAME, route args...]`,
+    /// the route's environment, directories, entry point and allowed hosts,
+    /// and `limits`.
+    pub fn invocation(&self, limits: Limits) -> Invocation {
+        let mut args = vec![self.program.name().to_string()];
+        let Some(route) = self.route else {
+            return Invocation {
+                args,
+                limits,
+                ..Invocation::default()
+            };
+        };
+        let config = &route.config;
+        args.extend(config.args.iter().cloned());
+        Invocation {
+            args,
+            env: config.env.clone(),
+            stdin: Input::Empty,
+            dirs: config.dirs.clone(),
+            entrypoint: config.entrypoint.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            limits,
+        }
+    }
+}
+
+/// An instance slot for a request on `route` (its own slots, if it has
+/// them), waiting in the queue if need be; 503 when none comes.
+pub async fn acquire_slot(
+    state: &AppState,
+    route: Option<&Route>,
+) -> Result<OwnedSemaphorePermit, HttpError> {
+    let admission = route
+        .and_then(|route| route.admission.as_deref())
+        .unwrap_or(&state.admission);
+    admission.acquire().await.map_err(|_| HttpError::Overloaded)
 }
 
 /// What a request leads to.
@@ -77,48 +118,24 @@ pub async fn execute(
         body_len: body.as_ref().map(Bytes::len),
         pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
     };
-    let mut args = vec![endpoint.program.name().to_string()];
-    args.extend(
-        route
-            .iter()
-            .flat_map(|route| route.config.args.iter().cloned()),
-    );
-    args.extend(search_words(parts.uri.query().unwrap_or("")));
-    let meta = cgi.meta_variables();
-    // Route variables first; a meta-variable of the same name replaces one.
-    let extra = route.iter().flat_map(|route| route.config.env.iter());
-    let mut env: Vec<(String, String)> = extra
-        .filter(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name))
-        .cloned()
-        .collect();
-    env.extend(meta);
     let plan = ResponsePlan {
         mode: endpoint.mode,
         head_only: parts.method == Method::HEAD,
         max_output: limits.max_output.0,
         request_id: request_id.clone(),
     };
-    let invocation = Invocation {
-        args,
-        env,
-        dirs: route
-            .map(|route| route.config.dirs.clone())
-            .unwrap_or_default(),
-        entrypoint: route.and_then(|route| route.config.entrypoint.clone()),
-        allowed_hosts: route
-            .map(|route| route.config.allowed_hosts.clone())
-            .unwrap_or_default(),
-        limits,
-        stdin: Input::Empty,
-    };
+    let mut invocation = endpoint.invocation(limits);
+    invocation
+        .args
+        .extend(search_words(parts.uri.query().unwrap_or("")));
+    let meta = cgi.meta_variables();
+    // Route variables first; a meta-variable of the same name replaces one.
+    invocation
+        .env
+        .retain(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name));
+    invocation.env.extend(meta);
 
-    let admission = route
-        .and_then(|route| route.admission.as_deref())
-        .unwrap_or(&state.admission);
-    let permit = admission
-        .acquire()
-        .await
-        .map_err(|_| HttpError::Overloaded)?;
+    let permit = acquire_slot(state, route).await?;
     let run = GuestRun::start(
         endpoint.program,
         invocation,

@@ -22,11 +22,11 @@ use tokio::time::Sleep;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error::{HttpError, full_body};
-use super::execute::{BODY_READ_TIMEOUT, Endpoint, declared_length};
+use super::execute::{BODY_READ_TIMEOUT, Endpoint, acquire_slot, declared_length};
 use super::guest_run::{Ending, Guest, stderr_log, supervise};
 use super::request_id::REQUEST_ID;
 use super::{AppState, BoxError, Connection, RequestBody, ResponseBody};
-use crate::runtime::{Invocation, Output, Stdio};
+use crate::runtime::{Output, Stdio};
 
 /// Runs the handler `endpoint` for `request`.
 pub async fn execute_proxy(
@@ -72,40 +72,14 @@ pub async fn execute_proxy(
     let head_only = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
 
+    let invocation = endpoint.invocation(limits.clone());
     let program = endpoint.program;
     let log = stderr_log(program.name(), request_id);
     let stdio = Stdio {
         stdout: Output::Log(log.clone()),
         stderr: Output::Log(log),
     };
-    let mut args = vec![program.name().to_string()];
-    args.extend(
-        route
-            .iter()
-            .flat_map(|route| route.config.args.iter().cloned()),
-    );
-    let invocation = Invocation {
-        args,
-        env: route
-            .map(|route| route.config.env.clone())
-            .unwrap_or_default(),
-        dirs: route
-            .map(|route| route.config.dirs.clone())
-            .unwrap_or_default(),
-        allowed_hosts: route
-            .map(|route| route.config.allowed_hosts.clone())
-            .unwrap_or_default(),
-        limits: limits.clone(),
-        ..Invocation::default()
-    };
-
-    let admission = route
-        .and_then(|route| route.admission.as_deref())
-        .unwrap_or(&state.admission);
-    let permit = admission
-        .acquire()
-        .await
-        .map_err(|_| HttpError::Overloaded)?;
+    let permit = acquire_slot(state, route).await?;
     let call = program
         .handle_http(request, invocation, stdio)
         .map_err(|error| {
@@ -339,14 +313,11 @@ impl Body for HandlerBody {
             }
             Some(Err(error)) => this.fail(Box::new(error)),
             None => match &this.ending {
-                Some(Some(exit)) if !exit.is_success() => {
-                    this.fail("the handler failed after the response had started".into())
-                }
-                Some(None) => this.fail("the handler failed after the response had started".into()),
-                Some(Some(_)) => {
+                Some(Some(exit)) if exit.is_success() => {
                     this.done = true;
                     Poll::Ready(None)
                 }
+                Some(_) => this.fail("the handler failed after the response had started".into()),
                 // The body is complete and the handler still runs (work
                 // after the response): let it finish in its own task, still
                 // holding its instance slot and its deadline.
