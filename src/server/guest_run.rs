@@ -186,9 +186,44 @@ pub struct GuestBody {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyState {
     Streaming,
-    /// The last allowed bytes went out; the next frame is the error.
-    OverLimit,
+    /// The body ends in this error, once hyper has had its turn to send
+    /// what came before it (see [`flush_then_fail`]).
+    Failing(FailingBody),
     Ended,
+}
+
+/// A body that is to end in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailingBody {
+    why: &'static str,
+    yielded: bool,
+}
+
+impl FailingBody {
+    /// A body about to end in the error `why`.
+    pub fn new(why: &'static str) -> Self {
+        Self {
+            why,
+            yielded: false,
+        }
+    }
+}
+
+/// Ends a failing body: first one `Pending` turn (the task woken at once),
+/// then the error. A body error makes hyper drop the connection at once,
+/// with whatever it had buffered and not written yet; when the error comes
+/// in the same turn as the head, the client would get no response at all
+/// instead of a cut one. Returns `None` once the error has been given.
+pub fn flush_then_fail(
+    failing: &mut FailingBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    if failing.yielded {
+        return Poll::Ready(Some(Err(failing.why.into())));
+    }
+    failing.yielded = true;
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 impl GuestBody {
@@ -204,7 +239,11 @@ impl GuestBody {
     }
 
     /// Passes `chunk` on, cut to what `max-output` still allows.
-    fn take(&mut self, mut chunk: Bytes) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn take(
+        &mut self,
+        mut chunk: Bytes,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if chunk.len() as u64 <= self.remaining {
             self.remaining -= chunk.len() as u64;
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -214,17 +253,35 @@ impl GuestBody {
         self.prefix = None;
         self.run.stop();
         tracing::warn!(request_id = %self.request_id, "module output over max-output; response cut and instance stopped");
+        self.state = BodyState::Failing(FailingBody::new("module output over max-output"));
         if chunk.is_empty() {
-            self.fail("module output over max-output")
+            self.poll_failing(cx)
         } else {
-            self.state = BodyState::OverLimit;
             Poll::Ready(Some(Ok(Frame::data(chunk))))
         }
     }
 
-    fn fail(&mut self, why: &'static str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.state = BodyState::Ended;
-        Poll::Ready(Some(Err(why.into())))
+    fn fail(
+        &mut self,
+        why: &'static str,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state = BodyState::Failing(FailingBody::new(why));
+        self.poll_failing(cx)
+    }
+
+    fn poll_failing(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let BodyState::Failing(failing) = &mut self.state else {
+            return Poll::Ready(None);
+        };
+        let poll = flush_then_fail(failing, cx);
+        if poll.is_ready() {
+            self.state = BodyState::Ended;
+        }
+        poll
     }
 }
 
@@ -238,20 +295,20 @@ impl Body for GuestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Some(prefix) = this.prefix.take() {
-            return this.take(prefix);
+            return this.take(prefix, cx);
         }
         match this.state {
             BodyState::Ended => return Poll::Ready(None),
-            BodyState::OverLimit => return this.fail("module output over max-output"),
+            BodyState::Failing(_) => return this.poll_failing(cx),
             BodyState::Streaming => {}
         }
         match ready!(this.run.poll_next(cx)) {
-            Event::Chunk(chunk) => this.take(chunk),
+            Event::Chunk(chunk) => this.take(chunk, cx),
             Event::Done(Some(exit)) if exit.is_success() => {
                 this.state = BodyState::Ended;
                 Poll::Ready(None)
             }
-            Event::Done(_) => this.fail("the module failed after the response had started"),
+            Event::Done(_) => this.fail("the module failed after the response had started", cx),
         }
     }
 

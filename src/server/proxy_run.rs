@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error::{HttpError, full_body};
 use super::execute::{BODY_READ_TIMEOUT, Endpoint, acquire_slot, declared_length};
-use super::guest_run::{Ending, Guest, stderr_log, supervise};
+use super::guest_run::{Ending, FailingBody, Guest, flush_then_fail, stderr_log, supervise};
 use super::request_id::REQUEST_ID;
 use super::{AppState, BoxError, Connection, RequestBody, ResponseBody};
 use crate::runtime::{Output, Stdio};
@@ -111,6 +111,7 @@ pub async fn execute_proxy(
                 ending,
                 inner: body,
                 remaining: limits.max_output.0,
+                failing: None,
                 done: false,
                 request_id: request_id.clone(),
             };
@@ -271,15 +272,56 @@ struct HandlerBody {
     inner: HyperOutgoingBody,
     /// Body bytes still allowed by `max-output`.
     remaining: u64,
+    /// Set when the body is to end in an error.
+    failing: Option<FailingBody>,
     done: bool,
     request_id: Arc<str>,
 }
 
 impl HandlerBody {
-    fn fail(&mut self, why: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.done = true;
+    /// Stops the handler and ends the body in the error `why`.
+    fn fail(
+        &mut self,
+        why: &'static str,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.guest = None;
-        Poll::Ready(Some(Err(why)))
+        self.failing = Some(FailingBody::new(why));
+        self.poll_failing(cx)
+    }
+
+    fn poll_failing(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(failing) = &mut self.failing else {
+            return Poll::Ready(None);
+        };
+        let poll = flush_then_fail(failing, cx);
+        self.done = poll.is_ready();
+        poll
+    }
+
+    /// Passes `data` on, cut to what `max-output` still allows.
+    fn take(
+        &mut self,
+        mut data: Bytes,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if data.len() as u64 <= self.remaining {
+            self.remaining -= data.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        data.truncate(self.remaining as usize);
+        self.remaining = 0;
+        tracing::warn!(request_id = %self.request_id, "handler output over max-output; response cut and instance stopped");
+        if data.is_empty() {
+            return self.fail("handler output over max-output", cx);
+        }
+        // The allowed part goes out first; the error comes after it.
+        self.guest = None;
+        self.failing = Some(FailingBody::new("handler output over max-output"));
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 }
 
@@ -295,6 +337,9 @@ impl Body for HandlerBody {
         if this.done {
             return Poll::Ready(None);
         }
+        if this.failing.is_some() {
+            return this.poll_failing(cx);
+        }
         if let Some(guest) = &mut this.guest
             && let Poll::Ready(ending) = guest.as_mut().poll(cx)
         {
@@ -302,22 +347,20 @@ impl Body for HandlerBody {
             this.ending = Some(ending);
         }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
-                if len > this.remaining {
-                    tracing::warn!(request_id = %this.request_id, "handler output over max-output; response cut and instance stopped");
-                    return this.fail("handler output over max-output".into());
-                }
-                this.remaining -= len;
-                Poll::Ready(Some(Ok(frame)))
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => this.take(data, cx),
+                Err(trailers) => Poll::Ready(Some(Ok(trailers))),
+            },
+            Some(Err(error)) => {
+                tracing::warn!(request_id = %this.request_id, "handler response body failed: {error}");
+                this.fail("the handler's response body failed", cx)
             }
-            Some(Err(error)) => this.fail(Box::new(error)),
             None => match &this.ending {
                 Some(Some(exit)) if exit.is_success() => {
                     this.done = true;
                     Poll::Ready(None)
                 }
-                Some(_) => this.fail("the handler failed after the response had started".into()),
+                Some(_) => this.fail("the handler failed after the response had started", cx),
                 // The body is complete and the handler still runs (work
                 // after the response): let it finish in its own task, still
                 // holding its instance slot and its deadline.
