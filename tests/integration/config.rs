@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-use crate::support::{Server, argv, client, config_dir, get_status, parse_env, post_text};
+use crate::support::{
+    HANDLER, Server, argv, client, config_dir, config_dir_with, get_status, parse_env, post_text,
+};
 
 const ROUTES: &str = r#"
 modules = "modules"
@@ -237,6 +239,10 @@ fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
             "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\nentrypoint = \"nope\"\n",
             ":3: route /a: module cat.wasm exports no function `nope`",
         ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\nallowed_hosts = [\"https://x.com\"]\n",
+            ":5: allowed_hosts entry \"https://x.com\" must be HOST or HOST:PORT",
+        ),
     ];
     for (config, expected) in cases {
         let dir = config_dir(config);
@@ -263,7 +269,14 @@ fn check_accepts_a_good_config_and_reports_broken_modules_one_line_each() {
     let (code, stdout, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stdout.starts_with("ok: ") && stdout.contains("1 routes"),
+        stdout
+            .lines()
+            .any(|l| l == "cat.wasm: WASI preview 1 module"),
+        "each file is named with its kind: {stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("ok: ") && summary.contains("1 routes"),
         "{stdout}"
     );
 
@@ -274,7 +287,8 @@ fn check_accepts_a_good_config_and_reports_broken_modules_one_line_each() {
     .unwrap();
     std::fs::write(
         dir.path().join("modules/imports.wasm"),
-        b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x02\x0d\x01\x03env\x05magic\0\0",
+        wat::parse_str(r#"(module (import "env" "magic" (func)) (func (export "_start")))"#)
+            .unwrap(),
     )
     .unwrap();
     let (code, _, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
@@ -294,5 +308,63 @@ fn check_accepts_a_good_config_and_reports_broken_modules_one_line_each() {
         code,
         Some(1),
         "without --config the modules folder is checked: {stderr}"
+    );
+}
+
+#[test]
+fn route_settings_a_component_cannot_take_are_refused_naming_the_route() {
+    let components = [HANDLER, ("cat-p2.wasm", test_artifacts::P2_CAT)];
+    let cases = [
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/c\"\nmodule = \"cat-p2.wasm\"\nentrypoint = \"x\"\n",
+            ":3: route /c: module cat-p2.wasm is a wasi:cli/command component, which has no entry points",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/h\"\nmodule = \"handler.wasm\"\nentrypoint = \"x\"\n",
+            ":3: route /h: module handler.wasm is a wasi:http/proxy component, which has no entry points",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/h/...\"\nmodule = \"handler.wasm\"\nmode = \"cgi\"\n",
+            ":3: route /h/...: module handler.wasm is a wasi:http/proxy component, which answers in HTTP itself",
+        ),
+    ];
+    for (config, expected) in cases {
+        let dir = config_dir_with(config, &components);
+        for command in ["serve", "check"] {
+            let mut args = vec![command, "--config", "wasm-cgi.toml"];
+            if command == "serve" {
+                args.extend(["--listen", "127.0.0.1:0"]);
+            }
+            let (code, stdout, stderr) = run_in(dir.path(), &args);
+            assert_ne!(code, Some(0), "{command} accepted {config:?}");
+            assert!(stdout.is_empty(), "{command} printed {stdout:?}");
+            assert!(
+                stderr.contains("wasm-cgi.toml") && stderr.contains(expected),
+                "{command}: {stderr:?} lacks {expected:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_accepts_components_in_routes_and_says_what_each_file_is() {
+    let config = "modules = \"modules\"\n\
+        [[route]]\npath = \"/api/...\"\nmodule = \"handler.wasm\"\nallowed_hosts = [\"api.example.com\", \"127.0.0.1:8080\", \"*.example.org\"]\n\
+        [[route]]\npath = \"/raw\"\nmodule = \"cat-p2.wasm\"\nmode = \"cgi\"\n";
+    let dir = config_dir_with(config, &[HANDLER, ("cat-p2.wasm", test_artifacts::P2_CAT)]);
+    let (code, stdout, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for expected in [
+        "handler.wasm: wasi:http/proxy component",
+        "cat-p2.wasm: wasi:cli/command component",
+        "cat.wasm: WASI preview 1 module",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} in {stdout}");
+    }
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("ok: ") && summary.contains("2 routes"),
+        "{stdout}"
     );
 }

@@ -1,10 +1,11 @@
 //! The fast path: the compile cache (hits, misses, corruption, an unusable
 //! folder), hot reload (add, replace, delete, half-written files, requests
-//! in flight), precompiled `.cwasm` files, and no compilation per request.
+//! in flight), precompiled `.cwasm` files, and no compilation per request;
+//! for preview 1 modules and for components alike.
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client, get_text, post_text};
+use crate::support::{HANDLER, P2_PROGRAMS, PROGRAMS, Server, client, get_text, post_text};
 
 /// The `wasm_cgi_compilations` gauge.
 async fn compilations(server: &Server) -> u64 {
@@ -226,4 +227,121 @@ async fn precompiled_modules_are_served_only_when_allowed() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-precompiled"));
+}
+
+/// The command components and the handler.
+fn components() -> Vec<(&'static str, &'static str)> {
+    let mut all = P2_PROGRAMS.to_vec();
+    all.push(HANDLER);
+    all
+}
+
+#[tokio::test]
+async fn components_are_compiled_once_then_loaded_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let args = ["--cache-dir", cache.path().to_str().unwrap()];
+    let cold = Server::start_with(&components(), &args);
+    assert_eq!(
+        compilations(&cold).await,
+        components().len() as u64,
+        "a cold cache compiles every component"
+    );
+    drop(cold);
+
+    let warm = Server::start_with(&components(), &args);
+    assert_eq!(
+        compilations(&warm).await,
+        0,
+        "a warm cache compiles nothing"
+    );
+    for _ in 0..10 {
+        assert_eq!(post_text(&warm.cgi("cat-p2.wasm"), "x").await, "x");
+        assert_eq!(
+            post_text(&warm.cgi("handler.wasm/echo-body"), "y").await,
+            "y"
+        );
+    }
+    assert_eq!(compilations(&warm).await, 0, "requests never compile");
+}
+
+#[tokio::test]
+async fn components_added_replaced_and_deleted_take_effect_without_restart() {
+    let server = Server::start(&[]);
+    let dir = server.modules.path();
+    std::fs::copy(test_artifacts::P2_CAT, dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm", Duration::from_secs(2), |s, b| {
+        s == 200 && b == "probe"
+    })
+    .await;
+
+    std::fs::copy(test_artifacts::HTTP_HANDLER, dir.join("new.wasm.tmp")).unwrap();
+    std::fs::rename(dir.join("new.wasm.tmp"), dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm", Duration::from_secs(2), |s, b| {
+        s == 200 && b.contains("method: POST\n") && b.contains("body-bytes: 5\n")
+    })
+    .await;
+
+    std::fs::copy(test_artifacts::SLEEP, dir.join("new.wasm.tmp")).unwrap();
+    std::fs::rename(dir.join("new.wasm.tmp"), dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm?0", Duration::from_secs(2), |s, b| {
+        s == 200 && b == "awake\n"
+    })
+    .await;
+
+    std::fs::copy(test_artifacts::HTTP_HANDLER, dir.join("new.wasm.tmp")).unwrap();
+    std::fs::rename(dir.join("new.wasm.tmp"), dir.join("new.wasm")).unwrap();
+    eventually(
+        &server,
+        "new.wasm/status/202",
+        Duration::from_secs(2),
+        |s, _| s == 202,
+    )
+    .await;
+    std::fs::remove_file(dir.join("new.wasm")).unwrap();
+    eventually(&server, "new.wasm", Duration::from_secs(2), |s, _| s == 404).await;
+}
+
+#[tokio::test]
+async fn precompiled_components_are_served_only_when_allowed() {
+    let out = tempfile::tempdir().unwrap();
+    let sources = tempfile::tempdir().unwrap();
+    let handler = sources.path().join("handler.wasm");
+    let command = sources.path().join("cat-p2.wasm");
+    std::fs::copy(test_artifacts::HTTP_HANDLER, &handler).unwrap();
+    std::fs::copy(test_artifacts::P2_CAT, &command).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args(["compile", "-o", out.path().to_str().unwrap()])
+        .args([&handler, &command])
+        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cwasms = ["handler.cwasm", "cat-p2.cwasm"].map(|name| out.path().join(name));
+    for cwasm in &cwasms {
+        assert!(cwasm.is_file(), "{} missing", cwasm.display());
+    }
+
+    let copy = || {
+        let modules = tempfile::tempdir().unwrap();
+        for cwasm in &cwasms {
+            std::fs::copy(cwasm, modules.path().join(cwasm.file_name().unwrap())).unwrap();
+        }
+        modules
+    };
+    let server = Server::start_in(copy(), &["--allow-precompiled"]);
+    assert_eq!(
+        post_text(&server.cgi("handler.cwasm/echo-body"), "native handler").await,
+        "native handler"
+    );
+    assert_eq!(
+        post_text(&server.cgi("cat-p2.cwasm"), "native command").await,
+        "native command"
+    );
+    assert_eq!(compilations(&server).await, 0);
+
+    let server = Server::start_in(copy(), &[]);
+    for name in ["handler.cwasm/echo", "cat-p2.cwasm"] {
+        let response = client().post(server.cgi(name)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{name}");
+    }
 }

@@ -1,4 +1,5 @@
-//! `wasm-cgi run`: one module once from the shell, like `wasmtime run`.
+//! `wasm-cgi run`: one module or command component once from the shell,
+//! like `wasmtime run`; a wasi:http handler is refused with a hint.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -144,4 +145,125 @@ fn an_invalid_module_is_a_clear_error() {
     let output = run(&[file.to_str().unwrap()], b"");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: failed to load"));
+}
+
+#[test]
+fn a_command_component_gets_args_env_and_stdin_like_a_module() {
+    let output = run(
+        &[
+            "--env",
+            "GREETING=hi",
+            test_artifacts::P2_ENV_DUMP,
+            "--",
+            "a",
+            "b c",
+        ],
+        b"",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("ARGV[0]=env-dump.wasm\nARGV[1]=a\nARGV[2]=b c\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GREETING=hi\n"), "{stdout}");
+    assert!(!stdout.contains(crate::support::HOST_SECRET.1), "{stdout}");
+
+    let output = run(&[test_artifacts::P2_CAT], b"piped \x00\xff bytes");
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"piped \x00\xff bytes");
+}
+
+#[test]
+fn a_command_components_non_zero_exit_is_exit_code_1() {
+    // WASI 0.2 carries only success or failure: any code > 0 arrives as 1.
+    let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "7"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("leaving with 7"));
+
+    let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "0", "print"], b"");
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"before exit\n");
+}
+
+#[test]
+fn a_command_component_trap_exits_134_with_a_message() {
+    let output = run(&[test_artifacts::P2_TRAP], b"");
+    assert_eq!(output.status.code(), Some(134));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("trapped"), "{stderr}");
+}
+
+#[test]
+fn a_command_component_reaches_only_granted_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "data inside").unwrap();
+    let host = dir.path().to_str().unwrap();
+    let grant = format!("{host}::/data");
+    let output = run(
+        &[
+            "--dir",
+            &grant,
+            test_artifacts::P2_FS,
+            "--",
+            "read",
+            "/data/in.txt",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "data inside");
+
+    let output = run(
+        &[
+            "--dir",
+            &grant,
+            test_artifacts::P2_FS,
+            "--",
+            "write",
+            "/data/out.txt",
+            "new",
+        ],
+        b"",
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "new"
+    );
+
+    let read_only = format!("{host}::/data:ro");
+    let output = run(
+        &[
+            "--dir",
+            &read_only,
+            test_artifacts::P2_FS,
+            "--",
+            "write",
+            "/data/ro.txt",
+            "no",
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!dir.path().join("ro.txt").exists());
+
+    let output = run(&[test_artifacts::P2_FS, "--", "read", "/etc/passwd"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_wasi_http_handler_is_not_run_but_pointed_to_serve() {
+    let output = run(&[test_artifacts::HTTP_HANDLER], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is a wasi:http handler") && stderr.contains("wasm-cgi serve"),
+        "{stderr}"
+    );
 }

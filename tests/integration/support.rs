@@ -24,6 +24,40 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("trap.wasm", test_artifacts::TRAP),
 ];
 
+/// The same test programs built for `wasm32-wasip2`: `wasi:cli/command`
+/// components, as (file name, built path). Each name is its preview 1
+/// twin's with a `-p2` suffix, so both can sit in one folder.
+pub const P2_PROGRAMS: &[(&str, &str)] = &[
+    ("cat-p2.wasm", test_artifacts::P2_CAT),
+    ("env-dump-p2.wasm", test_artifacts::P2_ENV_DUMP),
+    ("exit-code-p2.wasm", test_artifacts::P2_EXIT_CODE),
+    ("fs-p2.wasm", test_artifacts::P2_FS),
+    ("hostile-p2.wasm", test_artifacts::P2_HOSTILE),
+    ("redirect-loop-p2.wasm", test_artifacts::P2_REDIRECT_LOOP),
+    ("sleep-p2.wasm", test_artifacts::P2_SLEEP),
+    ("slow-lines-p2.wasm", test_artifacts::P2_SLOW_LINES),
+    ("trap-p2.wasm", test_artifacts::P2_TRAP),
+];
+
+/// The `wasi:http/proxy` test handler, as (file name, built path).
+pub const HANDLER: (&str, &str) = ("handler.wasm", test_artifacts::HTTP_HANDLER);
+
+/// Every test program: the preview 1 modules, their `-p2` command twins and
+/// the wasi:http handler.
+pub fn every_program() -> Vec<(&'static str, &'static str)> {
+    let mut all = PROGRAMS.to_vec();
+    all.extend_from_slice(P2_PROGRAMS);
+    all.push(HANDLER);
+    all
+}
+
+/// The file name the `-p2` twin of the preview 1 program `name` has in
+/// [`P2_PROGRAMS`]: `cat.wasm` gives `cat-p2.wasm`.
+pub fn p2_name(name: &str) -> String {
+    let stem = name.strip_suffix(".wasm").expect("a .wasm name");
+    format!("{stem}-p2.wasm")
+}
+
 /// A host environment variable the server has and no module may see.
 pub const HOST_SECRET: (&str, &str) = ("WASM_CGI_TEST_HOST_SECRET", "host-secret-value");
 
@@ -42,6 +76,15 @@ impl Server {
     pub fn start(args: &[&str]) -> Server {
         let modules = tempfile::tempdir().unwrap();
         for (name, path) in PROGRAMS {
+            std::fs::copy(path, modules.path().join(name)).unwrap();
+        }
+        Self::start_in(modules, args)
+    }
+
+    /// A server for exactly `programs` (file name, built path), plus `args`.
+    pub fn start_with(programs: &[(&str, &str)], args: &[&str]) -> Server {
+        let modules = tempfile::tempdir().unwrap();
+        for (name, path) in programs {
             std::fs::copy(path, modules.path().join(name)).unwrap();
         }
         Self::start_in(modules, args)
@@ -101,6 +144,26 @@ impl Server {
         }
     }
 
+    /// Waits until one line of the log holds every one of `needles`, and
+    /// returns it; panics with the whole log if none does within 5 s.
+    pub fn wait_for_line(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)));
+            if let Some(line) = found {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line holds all of {needles:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `request` as raw bytes on a new connection and returns all the
     /// server sent back until it closed the connection.
     pub fn raw(&self, request: &[u8]) -> String {
@@ -120,7 +183,13 @@ impl Server {
     /// sits next to a `modules` folder of every test program, and a `data`
     /// folder holding `data.txt`.
     pub fn with_config(config: &str, args: &[&str]) -> Server {
-        let dir = config_dir(config);
+        Self::with_config_and(config, &[], args)
+    }
+
+    /// As [`Server::with_config`], with `extra` programs (file name, built
+    /// path) in the `modules` folder besides every test program.
+    pub fn with_config_and(config: &str, extra: &[(&str, &str)], args: &[&str]) -> Server {
+        let dir = config_dir_with(config, extra);
         let file = dir.path().join("wasm-cgi.toml");
         let mut all = vec!["--config", file.to_str().unwrap()];
         all.extend(args);
@@ -230,10 +299,16 @@ fn spawn(
 /// A fresh folder with `wasm-cgi.toml` holding `config`, a `modules` folder
 /// of every test program, and a `data` folder holding `data.txt`.
 pub fn config_dir(config: &str) -> tempfile::TempDir {
+    config_dir_with(config, &[])
+}
+
+/// As [`config_dir`], with `extra` programs (file name, built path) in the
+/// `modules` folder besides every test program.
+pub fn config_dir_with(config: &str, extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
-    for (name, path) in PROGRAMS {
+    for (name, path) in PROGRAMS.iter().chain(extra) {
         std::fs::copy(path, modules.join(name)).unwrap();
     }
     std::fs::create_dir(dir.path().join("data")).unwrap();
@@ -299,4 +374,18 @@ pub async fn post_text(url: &str, body: impl Into<reqwest::Body>) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// Reads the rest of `response`'s body: the bytes received, and whether the
+/// body ended normally (`false`: the connection reported an error, the
+/// response was cut short).
+pub async fn read_to_end(response: &mut reqwest::Response) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return (body, true),
+            Err(_) => return (body, false),
+        }
+    }
 }
