@@ -34,8 +34,9 @@ pub enum HttpError {
     /// 500: a wasi:http handler ended without setting a response.
     NoResponse,
     /// 502: a wasi:http handler answered with an error code instead of a
-    /// response (its `Debug` form).
-    HandlerError(String),
+    /// response. The code stays in the log: it may describe the network
+    /// behind the server (a refused connection, a DNS failure).
+    HandlerError,
     /// 503: every instance slot is busy and the queue is full.
     Overloaded,
     /// 503: the server is shutting down and takes no new work.
@@ -57,7 +58,7 @@ impl HttpError {
             HttpError::ModuleFailed | HttpError::TooManyRedirects | HttpError::NoResponse => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            HttpError::BadGateway(_) | HttpError::HandlerError(_) => StatusCode::BAD_GATEWAY,
+            HttpError::BadGateway(_) | HttpError::HandlerError => StatusCode::BAD_GATEWAY,
             HttpError::Overloaded | HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -92,10 +93,8 @@ impl HttpError {
                     "internal error: the handler ended without sending a response (request id {request_id})"
                 )
             }
-            HttpError::HandlerError(code) => {
-                format!(
-                    "bad gateway: the handler answered with an error: {code} (request id {request_id})"
-                )
+            HttpError::HandlerError => {
+                format!("bad gateway: the handler answered with an error (request id {request_id})")
             }
             HttpError::ShuttingDown => "server shutting down, retry on another instance".to_owned(),
             HttpError::Overloaded => {

@@ -124,9 +124,8 @@ pub async fn execute_proxy(
             Ok(Response::from_parts(parts, body.boxed_unsync()))
         }
         Some(Err(code)) => {
-            let code = format!("{code:?}");
-            tracing::warn!(module = %program.name(), %request_id, "handler answered with an error: {code}");
-            Err(watch.error().unwrap_or(HttpError::HandlerError(code)))
+            tracing::warn!(module = %program.name(), %request_id, "handler answered with an error: {code:?}");
+            Err(watch.error().unwrap_or(HttpError::HandlerError))
         }
         None => Err(watch.error().unwrap_or(match ending.flatten() {
             Some(crate::runtime::Exit::TimedOut) => HttpError::GatewayTimeout,
