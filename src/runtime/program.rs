@@ -171,7 +171,14 @@ impl Program {
                 let entry = invocation.entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
                 let call = call_module(pre, &mut store, entry);
                 let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(self.outcome(store, result, limits, started, &peak))
+                Ok(outcome(
+                    self.fuel_metering,
+                    store,
+                    result,
+                    limits,
+                    started,
+                    &peak,
+                ))
             }
             Linked::Command(pre) => {
                 if let Some(entry) = &invocation.entrypoint {
@@ -183,7 +190,14 @@ impl Program {
                 let mut store = self.store(host, limits)?;
                 let call = call_command(pre, &mut store);
                 let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(self.outcome(store, result, limits, started, &peak))
+                Ok(outcome(
+                    self.fuel_metering,
+                    store,
+                    result,
+                    limits,
+                    started,
+                    &peak,
+                ))
             }
             Linked::Proxy(_) => anyhow::bail!(
                 "{} is a wasi:http handler: it answers HTTP requests (serve it with `wasm-cgi serve`), it is not run as a command",
@@ -248,9 +262,7 @@ impl Program {
             (request, outparam)
         };
         let pre = pre.clone();
-        let program = Outcomes {
-            fuel_metering: self.fuel_metering,
-        };
+        let fuel_metering = self.fuel_metering;
         let guest = async move {
             let started = Instant::now();
             let call = async {
@@ -261,7 +273,7 @@ impl Program {
                     .await
             };
             let result = tokio::time::timeout(limits.timeout, call).await;
-            program.outcome(store, result, &limits, started, &peak)
+            outcome(fuel_metering, store, result, &limits, started, &peak)
         };
         Ok(HttpCall {
             response,
@@ -304,65 +316,42 @@ impl Program {
             limiter,
         }
     }
-
-    fn outcome<T: Limited>(
-        &self,
-        store: Store<T>,
-        result: Result<wasmtime::Result<()>, Elapsed>,
-        limits: &Limits,
-        started: Instant,
-        peak: &AtomicU64,
-    ) -> Outcome {
-        Outcomes {
-            fuel_metering: self.fuel_metering,
-        }
-        .outcome(store, result, limits, started, peak)
-    }
 }
 
-/// Turns how a call ended into an [`Outcome`]; owned by handler futures,
-/// which outlive the borrow of their [`Program`].
-#[derive(Clone, Copy)]
-struct Outcomes {
+/// How a run ended and what it used, from the result of its call (`Err`:
+/// past its timeout). Drops the store: the instance slot goes back to the
+/// pool, and the guest's output streams close.
+fn outcome<T: Limited>(
     fuel_metering: bool,
-}
-
-impl Outcomes {
-    /// How the run ended and what it used. Drops the store: the instance
-    /// slot goes back to the pool, and the guest's output streams close.
-    fn outcome<T: Limited>(
-        self,
-        mut store: Store<T>,
-        result: Result<wasmtime::Result<()>, Elapsed>,
-        limits: &Limits,
-        started: Instant,
-        peak: &AtomicU64,
-    ) -> Outcome {
-        let wall_time = started.elapsed();
-        let (exit, fuel_consumed) = match result {
-            Err(_elapsed) => (Exit::TimedOut, None),
-            Ok(result) => {
-                let fuel = limits.fuel.unwrap_or(u64::MAX);
-                let consumed = self
-                    .fuel_metering
-                    .then(|| store.get_fuel().ok().map(|left| fuel - left))
-                    .flatten();
-                let exit = match result {
-                    Ok(()) => Exit::Code(0),
-                    Err(error) => classify(error, store.data_mut().limiter().refused_grow),
-                };
-                (exit, consumed)
-            }
-        };
-        drop(store);
-        Outcome {
-            exit,
-            usage: Usage {
-                wall_time,
-                fuel_consumed,
-                peak_memory: peak.load(Ordering::Relaxed),
-            },
+    mut store: Store<T>,
+    result: Result<wasmtime::Result<()>, Elapsed>,
+    limits: &Limits,
+    started: Instant,
+    peak: &AtomicU64,
+) -> Outcome {
+    let wall_time = started.elapsed();
+    let (exit, fuel_consumed) = match result {
+        Err(_elapsed) => (Exit::TimedOut, None),
+        Ok(result) => {
+            let fuel = limits.fuel.unwrap_or(u64::MAX);
+            let consumed = fuel_metering
+                .then(|| store.get_fuel().ok().map(|left| fuel - left))
+                .flatten();
+            let exit = match result {
+                Ok(()) => Exit::Code(0),
+                Err(error) => classify(error, store.data_mut().limiter().refused_grow),
+            };
+            (exit, consumed)
         }
+    };
+    drop(store);
+    Outcome {
+        exit,
+        usage: Usage {
+            wall_time,
+            fuel_consumed,
+            peak_memory: peak.load(Ordering::Relaxed),
+        },
     }
 }
 
