@@ -1,11 +1,13 @@
 //! The config file: routes, their precedence and `SCRIPT_NAME`/`PATH_INFO`
-//! split, per-route env, args, limits, entry points and mode, and the
-//! validation that refuses to start on a bad file.
+//! split, per-route env, args, limits, entry points and mode (over modules,
+//! then over their `-p2` command twins), and the validation that refuses to
+//! start on a bad file.
 
 use std::process::Command;
 
 use crate::support::{
-    HANDLER, Server, argv, client, config_dir, config_dir_with, get_status, parse_env, post_text,
+    HANDLER, P2_PROGRAMS, Server, argv, client, config_dir, config_dir_with, config_twins,
+    get_status, get_text, parse_env, post_status, post_text, twins,
 };
 
 const ROUTES: &str = r#"
@@ -60,120 +62,126 @@ async fn get_env(server: &Server, path: &str) -> std::collections::HashMap<Strin
     parse_env(&response.text().await.unwrap())
 }
 
+/// A server over [`ROUTES`] as written (0), then one with the `-p2` twins
+/// in its routes (1; the entry point route keeps its module): the number
+/// picks the routed program's name out of [`twins`].
+fn servers() -> impl Iterator<Item = (usize, Server)> {
+    config_twins(ROUTES)
+        .into_iter()
+        .map(|config| Server::with_config_and(&config, P2_PROGRAMS, &[]))
+        .enumerate()
+}
+
 #[tokio::test]
 async fn the_longest_route_wins_and_splits_script_name_from_path_info() {
-    let server = Server::with_config(ROUTES, &[]);
-    let cases = [
-        ("/env", "/env", "", vec!["env-dump.wasm"]),
-        ("/api", "/api", "", vec!["env-dump.wasm", "api"]),
-        (
-            "/api/users/7",
-            "/api",
-            "/users/7",
-            vec!["env-dump.wasm", "api"],
-        ),
-        ("/api/v2", "/api/v2", "", vec!["env-dump.wasm", "v2"]),
-        (
-            "/api/v2/x%20y/%C3%A9?word",
-            "/api/v2",
-            "/x y/é",
-            vec!["env-dump.wasm", "v2", "word"],
-        ),
-        (
-            "/api/v2%2Fhidden",
-            "/api",
-            "/v2/hidden",
-            vec!["env-dump.wasm", "api"],
-        ),
-    ];
-    for (path, script_name, path_info, args) in cases {
-        let env = get_env(&server, path).await;
-        assert_eq!(env["SCRIPT_NAME"], script_name, "{path}");
-        assert_eq!(env["PATH_INFO"], path_info, "{path}");
-        assert_eq!(argv(&env), args, "{path}");
+    for (twin, server) in servers() {
+        let names = twins("env-dump.wasm");
+        let env_dump = names[twin].as_str();
+        let cases = [
+            ("/env", "/env", "", vec![env_dump]),
+            ("/api", "/api", "", vec![env_dump, "api"]),
+            (
+                "/api/users/7?word",
+                "/api",
+                "/users/7",
+                vec![env_dump, "api", "word"],
+            ),
+            ("/api/v2", "/api/v2", "", vec![env_dump, "v2"]),
+            (
+                "/api/v2/x%20y/%C3%A9?word",
+                "/api/v2",
+                "/x y/é",
+                vec![env_dump, "v2", "word"],
+            ),
+            (
+                "/api/v2%2Fhidden",
+                "/api",
+                "/v2/hidden",
+                vec![env_dump, "api"],
+            ),
+        ];
+        for (path, script_name, path_info, args) in cases {
+            let env = get_env(&server, path).await;
+            assert_eq!(env["SCRIPT_NAME"], script_name, "{env_dump}: {path}");
+            assert_eq!(env["PATH_INFO"], path_info, "{env_dump}: {path}");
+            assert_eq!(argv(&env), args, "{env_dump}: {path}");
+        }
+        assert_eq!(
+            post_text(&server.url("/api/v2/exact"), "exact route").await,
+            "exact route",
+            "an exact route beats a prefix"
+        );
+        assert_eq!(get_status(&server.url("/envx")).await, 404);
+        assert_eq!(get_status(&server.url("/%65nv")).await, 404);
+        server.wait_for_line(&["wasm_cgi::access", "route=\"/api/v2/...\""]);
     }
-    let exact = client()
-        .post(server.url("/api/v2/exact"))
-        .body("exact route")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        exact.text().await.unwrap(),
-        "exact route",
-        "an exact route beats a prefix"
-    );
-    assert_eq!(get_status(&server.url("/envx")).await, 404);
-    assert_eq!(get_status(&server.url("/%65nv")).await, 404);
-    let log = server.wait_for_log("route=\"/api/v2/...\"");
-    assert!(
-        log.lines()
-            .any(|l| l.contains("wasm_cgi::access") && l.contains("route=\"/api/v2/...\"")),
-        "the access line names the route: {log}"
-    );
 }
 
 #[tokio::test]
 async fn route_env_is_added_but_never_overrides_meta_variables() {
-    let server = Server::with_config(ROUTES, &[]);
-    let env = get_env(&server, "/api/x").await;
-    assert_eq!(env["ROUTE_NAME"], "api");
-    assert_eq!(env["SERVER_NAME"], "127.0.0.1");
-    assert!(!env.contains_key("HTTP_AUTHORIZATION"));
-    let env = get_env(&server, "/api/v2/x").await;
-    assert_eq!(
-        env["HTTP_AUTHORIZATION"], "Basic dTpw",
-        "pass_authorization passes it"
-    );
-    assert!(!env.contains_key("ROUTE_NAME"), "routes don't share env");
+    for (twin, server) in servers() {
+        let env_dump = &twins("env-dump.wasm")[twin];
+        let env = get_env(&server, "/api/x").await;
+        assert_eq!(env["ROUTE_NAME"], "api", "{env_dump}");
+        assert_eq!(
+            env["SERVER_NAME"], "127.0.0.1",
+            "{env_dump}: meta-variables win"
+        );
+        assert!(!env.contains_key("HTTP_AUTHORIZATION"));
+        let env = get_env(&server, "/api/v2/x").await;
+        assert_eq!(
+            env["HTTP_AUTHORIZATION"], "Basic dTpw",
+            "{env_dump}: pass_authorization passes it"
+        );
+        assert!(!env.contains_key("ROUTE_NAME"), "routes don't share env");
+    }
 }
 
 #[tokio::test]
 async fn route_limits_override_the_defaults() {
-    let server = Server::with_config(ROUTES, &[]);
-    let response = client().get(server.url("/slow?2000")).send().await.unwrap();
-    assert_eq!(response.status(), 504, "the route's 300ms timeout applies");
-    let response = client()
-        .post(server.url("/slow?1"))
-        .body("x".repeat(17))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        413,
-        "the route's 16-byte max_body applies"
-    );
-    let response = client()
-        .get(server.url("/cgi-bin/wasm-run.cgi/sleep.wasm?500"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        200,
-        "the folder URL keeps the default timeout"
-    );
+    for (twin, server) in servers() {
+        let sleep = &twins("sleep.wasm")[twin];
+        assert_eq!(
+            get_status(&server.url("/slow?2000")).await,
+            504,
+            "{sleep}: the route's 300ms timeout applies"
+        );
+        assert_eq!(
+            post_status(&server.url("/slow?1"), "x".repeat(17)).await,
+            413,
+            "{sleep}: the route's 16-byte max_body applies"
+        );
+        assert_eq!(
+            get_status(&server.cgi(&format!("{sleep}?500"))).await,
+            200,
+            "{sleep}: the folder URL keeps the default timeout"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_route_can_name_another_entrypoint_and_its_own_mode() {
-    let server = Server::with_config(ROUTES, &[]);
-    let response = client().get(server.url("/greet")).send().await.unwrap();
-    assert_eq!(response.text().await.unwrap(), "greet entry\n");
-    let response = client()
-        .get(server.url("/cgi-bin/wasm-run.cgi/entrypoints.wasm"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "main entry\n");
-    let response = client()
-        .post(server.url("/raw"))
-        .body("Status: 202 Accepted\nContent-Type: text/plain\n\nraw")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    for (twin, server) in servers() {
+        let cat = &twins("cat.wasm")[twin];
+        assert_eq!(get_text(&server.url("/greet")).await, "greet entry\n");
+        assert_eq!(
+            get_text(&server.cgi("entrypoints.wasm")).await,
+            "main entry\n"
+        );
+        let response = client()
+            .post(server.url("/raw"))
+            .body("Status: 202 Accepted\nContent-Type: text/plain\n\nraw")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{cat}");
+        assert_eq!(response.text().await.unwrap(), "raw");
+        assert_eq!(
+            post_text(&server.cgi(cat), "Status: 202\n\nplain").await,
+            "Status: 202\n\nplain",
+            "{cat}: the folder URL keeps the simple mode"
+        );
+    }
 }
 
 #[tokio::test]
@@ -205,6 +213,25 @@ fn run_in(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String)
         text(output.stdout),
         text(output.stderr),
     )
+}
+
+/// Checks that `serve` and `check` both refuse the `wasm-cgi.toml` in `dir`,
+/// printing nothing and naming the file and `expected` on stderr.
+fn assert_refused(dir: &tempfile::TempDir, expected: &str) {
+    let config = std::fs::read_to_string(dir.path().join("wasm-cgi.toml")).unwrap();
+    for command in ["serve", "check"] {
+        let mut args = vec![command, "--config", "wasm-cgi.toml"];
+        if command == "serve" {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let (code, stdout, stderr) = run_in(dir.path(), &args);
+        assert_ne!(code, Some(0), "{command} accepted {config:?}");
+        assert!(stdout.is_empty(), "{command} printed {stdout:?}");
+        assert!(
+            stderr.contains("wasm-cgi.toml") && stderr.contains(expected),
+            "{command}: {stderr:?} lacks {expected:?}"
+        );
+    }
 }
 
 #[test]
@@ -245,20 +272,7 @@ fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
         ),
     ];
     for (config, expected) in cases {
-        let dir = config_dir(config);
-        for command in ["serve", "check"] {
-            let mut args = vec![command, "--config", "wasm-cgi.toml"];
-            if command == "serve" {
-                args.extend(["--listen", "127.0.0.1:0"]);
-            }
-            let (code, stdout, stderr) = run_in(dir.path(), &args);
-            assert_ne!(code, Some(0), "{command} accepted {config:?}");
-            assert!(stdout.is_empty(), "{command} printed {stdout:?}");
-            assert!(
-                stderr.contains("wasm-cgi.toml") && stderr.contains(expected),
-                "{command}: {stderr:?} lacks {expected:?}"
-            );
-        }
+        assert_refused(&config_dir(config), expected);
     }
 }
 
@@ -329,20 +343,7 @@ fn route_settings_a_component_cannot_take_are_refused_naming_the_route() {
         ),
     ];
     for (config, expected) in cases {
-        let dir = config_dir_with(config, &components);
-        for command in ["serve", "check"] {
-            let mut args = vec![command, "--config", "wasm-cgi.toml"];
-            if command == "serve" {
-                args.extend(["--listen", "127.0.0.1:0"]);
-            }
-            let (code, stdout, stderr) = run_in(dir.path(), &args);
-            assert_ne!(code, Some(0), "{command} accepted {config:?}");
-            assert!(stdout.is_empty(), "{command} printed {stdout:?}");
-            assert!(
-                stderr.contains("wasm-cgi.toml") && stderr.contains(expected),
-                "{command}: {stderr:?} lacks {expected:?}"
-            );
-        }
+        assert_refused(&config_dir_with(config, &components), expected);
     }
 }
 

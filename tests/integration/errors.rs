@@ -1,9 +1,13 @@
 //! Every error status of SPEC section 2, each with a short plain-text body
-//! that leaks no host path, host environment or module stderr.
+//! that leaks no host path, host environment or module stderr; for modules
+//! and their `-p2` command twins (and, for `max-body`, a handler) alike.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{PROGRAMS, Server, client, get_status, get_text, post_text};
+use crate::support::{
+    SLACK, Server, assert_served_then_busy, client, every_program, get_at_once, get_status,
+    get_text, get_with_id, post_status, post_text, read_to_end, request_id, timed_get, twins,
+};
 
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
@@ -74,79 +78,63 @@ async fn invalid_module_files_are_skipped_and_the_rest_served() {
 
 #[tokio::test]
 async fn a_non_zero_exit_is_a_500_naming_the_request_id_and_stderr_goes_to_the_log() {
-    let server = Server::start(&[]);
-    let response = client()
-        .get(server.cgi("exit-code.wasm?3+print"))
-        .header("x-request-id", "req-nonzero-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 500);
-    assert_eq!(response.headers()["x-request-id"], "req-nonzero-1");
-    let body = response.text().await.unwrap();
-    assert!(body.contains("req-nonzero-1"), "{body}");
-    assert!(
-        !body.contains("before exit") && !body.contains("leaving with"),
-        "{body}"
-    );
-    let log = server.wait_for_log("leaving with 3");
-    let line = log
-        .lines()
-        .find(|l| l.contains("leaving with 3"))
-        .expect("stderr logged");
-    assert!(
-        line.contains("exit-code.wasm") && line.contains("req-nonzero-1"),
-        "{line}"
-    );
+    let server = Server::start_all(&[]);
+    for name in twins("exit-code.wasm") {
+        for code in ["1", "3"] {
+            let id = format!("exit-{code}-{name}");
+            let response = get_with_id(&server.cgi(&format!("{name}?{code}+print")), &id).await;
+            assert_eq!(response.status(), 500, "{name}?{code}");
+            assert_eq!(response.headers()["x-request-id"], id.as_str());
+            let body = response.text().await.unwrap();
+            assert!(body.contains(&id), "{body}");
+            assert!(
+                !body.contains("before exit") && !body.contains("leaving with"),
+                "{body}"
+            );
+            let needle = format!("leaving with {code}");
+            server.wait_for_line(&[&needle, &id, &name]);
+        }
+    }
 }
 
 #[tokio::test]
 async fn proc_exit_zero_is_success() {
-    let server = Server::start(&[]);
-    let response = client()
-        .get(server.cgi("exit-code.wasm?0+print"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "before exit\n");
+    let server = Server::start_all(&[]);
+    for name in twins("exit-code.wasm") {
+        let (status, body, _) = timed_get(&server.cgi(&format!("{name}?0+print"))).await;
+        assert_eq!((status, body.as_str()), (200, "before exit\n"), "{name}");
+    }
 }
 
 #[tokio::test]
 async fn a_trap_is_a_500_whose_body_shows_no_stderr() {
-    let server = Server::start(&[]);
-    let response = client().get(server.cgi("trap.wasm")).send().await.unwrap();
-    assert_eq!(response.status(), 500);
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = response.text().await.unwrap();
-    assert!(
-        body.contains(&id) && !body.contains("secret-stderr-line"),
-        "{body}"
-    );
-    let log = server.wait_for_log("trapped");
-    assert!(
-        log.lines()
-            .any(|l| l.contains("secret-stderr-line") && l.contains(&id)),
-        "{log}"
-    );
+    let server = Server::start_all(&[]);
+    for name in twins("trap.wasm") {
+        let response = client().get(server.cgi(&name)).send().await.unwrap();
+        assert_eq!(response.status(), 500, "{name}");
+        let id = request_id(&response);
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&id) && !body.contains("secret-stderr-line"),
+            "{name}: {body}"
+        );
+        server.wait_for_line(&["secret-stderr-line", &id, &name]);
+    }
 }
 
 #[tokio::test]
 async fn a_trap_after_the_response_started_cuts_the_body_short() {
-    let server = Server::start(&[]);
-    let response = client()
-        .get(server.cgi("trap.wasm?after-output"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.bytes().await.is_err(),
-        "the client must see an incomplete body"
-    );
+    let server = Server::start_all(&[]);
+    for name in twins("trap.wasm") {
+        let mut response = client()
+            .get(server.cgi(&format!("{name}?after-output")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        let (_, complete) = read_to_end(&mut response).await;
+        assert!(!complete, "{name}: the client must see an incomplete body");
+    }
 }
 
 #[tokio::test]
@@ -166,80 +154,67 @@ async fn a_client_request_id_is_echoed_and_a_missing_one_generated() {
 
 #[tokio::test]
 async fn a_body_over_max_body_is_413_before_the_module_starts() {
-    let server = Server::start(&["--max-body", "1KiB"]);
-    let response = client()
-        .post(server.cgi("cat.wasm"))
-        .body(vec![b'x'; 2048])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
+    let server = Server::start_all(&["--max-body", "1KiB"]);
+    let [module, command] = twins("cat.wasm");
+    // Each program as one that reads the whole body before it answers, and
+    // one that echoes it: the handler's `/echo-body` answers while a chunked
+    // body still arrives, so going over the limit then can only cut it.
+    for (reads, echoes) in [
+        (module.clone(), module),
+        (command.clone(), command),
+        (
+            "handler.wasm/echo".to_owned(),
+            "handler.wasm/echo-body".to_owned(),
+        ),
+    ] {
+        assert_eq!(
+            post_status(&server.cgi(&echoes), vec![b'x'; 2048]).await,
+            413,
+            "{echoes}: a body whose length is over the limit"
+        );
 
-    let response = server.raw(
-        format!(
-            "POST /cgi-bin/wasm-run.cgi/cat.wasm HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
-             800\r\n{}\r\n0\r\n\r\n",
-            "y".repeat(2048)
-        )
-        .as_bytes(),
-    );
-    assert!(
-        status_line(&response).starts_with("HTTP/1.1 413"),
-        "{response}"
-    );
+        let response = server.raw(
+            format!(
+                "POST /cgi-bin/wasm-run.cgi/{reads} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+                 800\r\n{}\r\n0\r\n\r\n",
+                "y".repeat(2048)
+            )
+            .as_bytes(),
+        );
+        assert!(
+            status_line(&response).starts_with("HTTP/1.1 413"),
+            "{reads}: a chunked body over the limit: {response:.200}"
+        );
 
-    let response = client()
-        .post(server.cgi("cat.wasm"))
-        .body(vec![b'x'; 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+        assert_eq!(
+            post_text(&server.cgi(&echoes), vec![b'x'; 1024]).await,
+            "x".repeat(1024),
+            "{echoes}: a body at the limit is fine"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_module_past_its_timeout_is_a_504_on_time() {
-    let server = Server::start(&["--timeout", "300ms"]);
-    let started = Instant::now();
-    let response = client()
-        .get(server.cgi("sleep.wasm?5000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 504);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(response.text().await.unwrap().contains("time limit"));
+    let server = Server::start_all(&["--timeout", "300ms"]);
+    for name in twins("sleep.wasm") {
+        let (status, body, took) = timed_get(&server.cgi(&format!("{name}?5000"))).await;
+        assert_eq!(status, 504, "{name}");
+        assert!(
+            took < Duration::from_millis(300) + SLACK,
+            "{name} took {took:?}"
+        );
+        assert!(body.contains("time limit"), "{name}: {body}");
+    }
 }
 
 #[tokio::test]
 async fn past_max_concurrency_and_a_full_queue_clients_get_503_with_retry_after() {
-    let server = Server::start(&["--max-concurrency", "1", "--queue-timeout", "100ms"]);
-    let requests = (0..4).map(|_| client().get(server.cgi("sleep.wasm?800")).send());
-    let responses = futures::future::join_all(requests).await;
-    let statuses: Vec<u16> = responses
-        .iter()
-        .map(|r| r.as_ref().unwrap().status().as_u16())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 503).count(),
-        3,
-        "{statuses:?}"
-    );
-    let busy = responses
-        .iter()
-        .map(|r| r.as_ref().unwrap())
-        .find(|r| r.status() == 503)
-        .unwrap();
-    assert_eq!(busy.headers()["retry-after"], "1");
+    let server = Server::start_all(&["--max-concurrency", "1", "--queue-timeout", "100ms"]);
+    for name in twins("sleep.wasm") {
+        let answers = get_at_once(&server.cgi(&format!("{name}?800")), 4).await;
+        assert_served_then_busy(&answers, 1);
+    }
 }
 
 #[tokio::test]
@@ -251,9 +226,9 @@ async fn static_files_answer_only_get_and_head() {
 
 #[tokio::test]
 async fn every_test_program_is_listed_at_the_root() {
-    let server = Server::start(&[]);
+    let server = Server::start_all(&[]);
     let page = get_text(&server.url("/")).await;
-    for (name, _) in PROGRAMS {
+    for (name, _) in every_program() {
         assert!(
             page.contains(&format!("href=\"/cgi-bin/wasm-run.cgi/{name}\"")),
             "{name} missing: {page}"

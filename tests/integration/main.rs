@@ -6,7 +6,6 @@ mod argv;
 mod bodies;
 mod capabilities;
 mod cgi_mode;
-mod components_cgi;
 mod components_http;
 mod concurrency;
 mod config;

@@ -1,9 +1,9 @@
 //! Every CGI meta-variable of RFC 3875 section 4.1, one table row each, as
-//! `env-dump.wasm` sees it.
+//! `env-dump.wasm` sees it (and, for a POST, its `-p2` command twin too).
 
 use std::collections::HashMap;
 
-use crate::support::{HOST_SECRET, Server, client, parse_env};
+use crate::support::{HOST_SECRET, Server, client, parse_env, twins};
 
 async fn env_of(request: reqwest::RequestBuilder) -> HashMap<String, String> {
     let response = request.send().await.unwrap();
@@ -13,58 +13,74 @@ async fn env_of(request: reqwest::RequestBuilder) -> HashMap<String, String> {
 
 #[tokio::test]
 async fn a_post_with_headers_gets_every_meta_variable_right() {
-    let server = Server::start(&[]);
+    let server = Server::start_all(&[]);
     let port = server.addr.port().to_string();
-    let env = env_of(
-        client()
-            .post(server.cgi("env-dump.wasm/extra/p%20ath?x=1&y=%20"))
-            .header("Content-Type", "application/json")
-            .header("X-Custom", "first")
-            .header("Accept-Language", "en")
-            .header("Authorization", "Basic cGlua3k6YnJhaW4=")
-            .header("Proxy-Authorization", "Basic c2VjcmV0")
-            .body("{\"a\":1}"),
-    )
-    .await;
+    let mut envs = Vec::new();
+    for name in twins("env-dump.wasm") {
+        let script_name = format!("/cgi-bin/wasm-run.cgi/{name}");
+        let request_uri = format!("{script_name}/extra/p%20ath?x=1&y=%20");
+        let mut env = env_of(
+            client()
+                .post(server.url(&request_uri))
+                .header("Content-Type", "application/json")
+                .header("X-Custom", "first")
+                .header("Accept-Language", "en")
+                .header("Authorization", "Basic cGlua3k6YnJhaW4=")
+                .header("Proxy-Authorization", "Basic c2VjcmV0")
+                .body("{\"a\":1}"),
+        )
+        .await;
 
-    let expected: &[(&str, Option<&str>)] = &[
-        ("GATEWAY_INTERFACE", Some("CGI/1.1")),
-        (
-            "SERVER_SOFTWARE",
-            Some(concat!("wasm-cgi/", env!("CARGO_PKG_VERSION"))),
-        ),
-        ("SERVER_NAME", Some("127.0.0.1")),
-        ("SERVER_PORT", Some(&port)),
-        ("SERVER_PROTOCOL", Some("HTTP/1.1")),
-        ("REQUEST_METHOD", Some("POST")),
-        ("SCRIPT_NAME", Some("/cgi-bin/wasm-run.cgi/env-dump.wasm")),
-        ("PATH_INFO", Some("/extra/p ath")),
-        ("PATH_TRANSLATED", None),
-        ("QUERY_STRING", Some("x=1&y=%20")),
-        (
-            "REQUEST_URI",
-            Some("/cgi-bin/wasm-run.cgi/env-dump.wasm/extra/p%20ath?x=1&y=%20"),
-        ),
-        ("REMOTE_ADDR", Some("127.0.0.1")),
-        ("REMOTE_HOST", Some("127.0.0.1")),
-        ("CONTENT_TYPE", Some("application/json")),
-        ("CONTENT_LENGTH", Some("7")),
-        ("AUTH_TYPE", Some("Basic")),
-        ("REMOTE_USER", Some("pinky")),
-        ("HTTP_X_CUSTOM", Some("first")),
-        ("HTTP_ACCEPT_LANGUAGE", Some("en")),
-        ("HTTP_HOST", Some(&format!("127.0.0.1:{port}"))),
-        ("HTTP_AUTHORIZATION", None),
-        ("HTTP_PROXY_AUTHORIZATION", None),
-        ("HTTP_CONTENT_TYPE", None),
-        ("HTTP_CONTENT_LENGTH", None),
-        (HOST_SECRET.0, None),
-        ("PATH", None),
-        ("HOME", None),
-    ];
-    for (name, value) in expected {
-        assert_eq!(env.get(*name).map(String::as_str), *value, "{name}");
+        let expected: &[(&str, Option<&str>)] = &[
+            ("GATEWAY_INTERFACE", Some("CGI/1.1")),
+            (
+                "SERVER_SOFTWARE",
+                Some(concat!("wasm-cgi/", env!("CARGO_PKG_VERSION"))),
+            ),
+            ("SERVER_NAME", Some("127.0.0.1")),
+            ("SERVER_PORT", Some(&port)),
+            ("SERVER_PROTOCOL", Some("HTTP/1.1")),
+            ("REQUEST_METHOD", Some("POST")),
+            ("SCRIPT_NAME", Some(&script_name)),
+            ("PATH_INFO", Some("/extra/p ath")),
+            ("PATH_TRANSLATED", None),
+            ("QUERY_STRING", Some("x=1&y=%20")),
+            ("REQUEST_URI", Some(&request_uri)),
+            ("REMOTE_ADDR", Some("127.0.0.1")),
+            ("REMOTE_HOST", Some("127.0.0.1")),
+            ("CONTENT_TYPE", Some("application/json")),
+            ("CONTENT_LENGTH", Some("7")),
+            ("AUTH_TYPE", Some("Basic")),
+            ("REMOTE_USER", Some("pinky")),
+            ("HTTP_X_CUSTOM", Some("first")),
+            ("HTTP_ACCEPT_LANGUAGE", Some("en")),
+            ("HTTP_HOST", Some(&format!("127.0.0.1:{port}"))),
+            ("HTTP_AUTHORIZATION", None),
+            ("HTTP_PROXY_AUTHORIZATION", None),
+            ("HTTP_CONTENT_TYPE", None),
+            ("HTTP_CONTENT_LENGTH", None),
+            (HOST_SECRET.0, None),
+            ("PATH", None),
+            ("HOME", None),
+        ];
+        for (variable, value) in expected {
+            assert_eq!(
+                env.get(*variable).map(String::as_str),
+                *value,
+                "{name}: {variable}"
+            );
+        }
+        // Only the client's port and the program's own name may differ.
+        assert!(env.remove("REMOTE_PORT").is_some(), "{name}: {env:?}");
+        for value in env.values_mut() {
+            *value = value.replace(&name, "PROGRAM");
+        }
+        envs.push(env);
     }
+    assert_eq!(
+        envs[0], envs[1],
+        "a command gets exactly the meta-variables a module gets"
+    );
 }
 
 #[tokio::test]

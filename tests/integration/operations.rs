@@ -1,17 +1,11 @@
 //! Operations: the access log, JSON logs, `/metrics`, and graceful shutdown
-//! on SIGTERM.
+//! on SIGTERM; for modules, commands and handlers.
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, client, get_status, post_text};
-
-/// The value of `name` in a Prometheus text exposition, for the sample whose
-/// name and labels are exactly `sample`.
-fn sample(text: &str, sample: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-}
+use crate::support::{
+    Server, assert_samples, client, get_status, post_text, read_to_end, sample, twins,
+};
 
 async fn metrics(url: &str) -> String {
     let response = client().get(url).send().await.unwrap();
@@ -27,36 +21,39 @@ async fn metrics(url: &str) -> String {
 
 #[tokio::test]
 async fn each_request_gets_one_access_line_with_its_details() {
-    let server = Server::start(&[]);
-    let response = client()
-        .post(server.cgi("cat.wasm/extra?q=1"))
-        .header("x-request-id", "access-line-1")
-        .body("12345")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "12345");
-    let log = server.wait_for_log("request_id=access-line-1");
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("access-line-1") && l.contains("wasm_cgi::access"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{log}");
-    for field in [
-        "method=POST",
-        "path=/cgi-bin/wasm-run.cgi/cat.wasm/extra",
-        "module=\"cat.wasm\"",
-        "status=200",
-        "bytes=5",
-        "body=\"complete\"",
-        "duration_us=",
-        "client=127.0.0.1",
-    ] {
-        assert!(
-            lines[0].contains(field),
-            "{field} missing from {}",
-            lines[0]
-        );
+    let server = Server::start_all(&[]);
+    for (program, path) in [("cat.wasm", "/extra"), ("handler.wasm", "/echo-body")] {
+        let id = format!("access-line-{program}");
+        let response = client()
+            .post(server.cgi(&format!("{program}{path}?q=1")))
+            .header("x-request-id", &id)
+            .body("12345")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "12345");
+        let log = server.wait_for_log(&format!("request_id={id}"));
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&id) && l.contains("wasm_cgi::access"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        for field in [
+            "method=POST",
+            &format!("path=/cgi-bin/wasm-run.cgi/{program}{path} "),
+            &format!("module=\"{program}\""),
+            "status=200",
+            "bytes=5",
+            "body=\"complete\"",
+            "duration_us=",
+            "client=127.0.0.1",
+        ] {
+            assert!(
+                lines[0].contains(field),
+                "{field} missing from {}",
+                lines[0]
+            );
+        }
     }
 }
 
@@ -93,64 +90,77 @@ async fn json_logs_are_one_object_per_line() {
 
 #[tokio::test]
 async fn metrics_count_requests_failures_and_compile_times() {
-    let server = Server::start(&["--timeout", "300ms"]);
+    let server = Server::start_all(&["--timeout", "300ms"]);
     let before = metrics(&server.url("/metrics")).await;
-    let ok = "wasm_cgi_requests_total{module=\"cat.wasm\",status=\"2xx\"}";
-    assert_eq!(sample(&before, ok), None);
-    for _ in 0..3 {
-        post_text(&server.cgi("cat.wasm"), "x").await;
+    // The programs asked for, once as modules and once as commands.
+    let kinds = [0, 1].map(|twin| {
+        ["cat.wasm", "trap.wasm", "hostile.wasm", "exit-code.wasm"]
+            .map(|name| twins(name)[twin].clone())
+    });
+    for [cat, trap, hostile, exit_code] in &kinds {
+        let ok = format!("wasm_cgi_requests_total{{module=\"{cat}\",status=\"2xx\"}}");
+        assert_eq!(sample(&before, &ok), None);
+        for _ in 0..3 {
+            post_text(&server.cgi(cat), "x").await;
+        }
+        get_status(&server.cgi(trap)).await;
+        get_status(&server.cgi(&format!("{hostile}?spin"))).await;
+        get_status(&server.cgi(&format!("{exit_code}?2"))).await;
     }
-    client().get(server.cgi("trap.wasm")).send().await.unwrap();
-    client()
-        .get(server.cgi("hostile.wasm?spin"))
-        .send()
-        .await
-        .unwrap();
-    client()
-        .get(server.cgi("missing.wasm"))
-        .send()
-        .await
-        .unwrap();
+    get_status(&server.cgi("missing.wasm")).await;
 
     let after = metrics(&server.url("/metrics")).await;
-    assert_eq!(sample(&after, ok), Some(3.0), "{after}");
-    assert_eq!(
-        sample(
+    for [cat, trap, hostile, exit_code] in &kinds {
+        assert_samples(
             &after,
-            "wasm_cgi_requests_total{module=\"-\",status=\"4xx\"}"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &after,
-            "wasm_cgi_module_failures_total{module=\"trap.wasm\",kind=\"trap\"}"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &after,
-            "wasm_cgi_module_failures_total{module=\"hostile.wasm\",kind=\"timeout\"}"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(sample(&after, "wasm_cgi_timeouts_total"), Some(1.0));
-    assert_eq!(
-        sample(
-            &after,
-            "wasm_cgi_request_duration_seconds_count{module=\"cat.wasm\"}"
-        ),
-        Some(3.0)
-    );
-    assert_eq!(sample(&after, "wasm_cgi_instances_in_flight"), Some(0.0));
-    assert_eq!(sample(&after, "wasm_cgi_queue_depth"), Some(0.0));
-    assert!(
-        sample(
-            &after,
-            "wasm_cgi_module_compile_seconds{module=\"cat.wasm\"}"
-        )
-        .is_some_and(|s| s > 0.0)
+            &[
+                (
+                    &format!("wasm_cgi_requests_total{{module=\"{cat}\",status=\"2xx\"}}"),
+                    3.0,
+                ),
+                (
+                    &format!("wasm_cgi_requests_total{{module=\"{trap}\",status=\"5xx\"}}"),
+                    1.0,
+                ),
+                (
+                    &format!("wasm_cgi_module_failures_total{{module=\"{trap}\",kind=\"trap\"}}"),
+                    1.0,
+                ),
+                (
+                    &format!(
+                        "wasm_cgi_module_failures_total{{module=\"{hostile}\",kind=\"timeout\"}}"
+                    ),
+                    1.0,
+                ),
+                (
+                    &format!(
+                        "wasm_cgi_module_failures_total{{module=\"{exit_code}\",kind=\"exit\"}}"
+                    ),
+                    1.0,
+                ),
+                (
+                    &format!("wasm_cgi_request_duration_seconds_count{{module=\"{cat}\"}}"),
+                    3.0,
+                ),
+            ],
+        );
+        assert!(
+            sample(
+                &after,
+                &format!("wasm_cgi_module_compile_seconds{{module=\"{cat}\"}}")
+            )
+            .is_some_and(|s| s > 0.0),
+            "{after}"
+        );
+    }
+    assert_samples(
+        &after,
+        &[
+            ("wasm_cgi_requests_total{module=\"-\",status=\"4xx\"}", 1.0),
+            ("wasm_cgi_timeouts_total", 2.0),
+            ("wasm_cgi_instances_in_flight", 0.0),
+            ("wasm_cgi_queue_depth", 0.0),
+        ],
     );
     let compiled = sample(&after, "wasm_cgi_compilations").unwrap();
     assert_eq!(
@@ -182,40 +192,39 @@ async fn metrics_can_have_their_own_address() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
-    let mut server = Server::start(&[]);
-    let started = Instant::now();
-    let mut slow = client()
-        .get(server.cgi("slow-lines.wasm?4+300"))
-        .send()
-        .await
-        .unwrap();
-    let first = slow.chunk().await.unwrap().unwrap();
-    assert_eq!(&first[..], b"line 0\n");
+    for (path, piece) in [
+        ("slow-lines.wasm?4+300", "line"),
+        ("handler.wasm/stream?n=4&ms=300", "chunk"),
+    ] {
+        let mut server = Server::start_all(&[]);
+        let started = Instant::now();
+        let mut slow = client().get(server.cgi(path)).send().await.unwrap();
+        let first = slow.chunk().await.unwrap().unwrap();
+        assert_eq!(first, format!("{piece} 0\n"), "{path}");
 
-    server.terminate();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let ready = client().get(server.url("/readyz")).send().await.unwrap();
-        if ready.status() == 503 {
-            break;
+        server.terminate();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while get_status(&server.url("/readyz")).await != 503 {
+            assert!(Instant::now() < deadline, "/readyz never turned 503");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(Instant::now() < deadline, "/readyz never turned 503");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let refused = client().get(server.cgi("cat.wasm")).send().await.unwrap();
-    assert_eq!(refused.status(), 503, "no new work while draining");
-    assert_eq!(get_status(&server.url("/healthz")).await, 200);
+        assert_eq!(
+            get_status(&server.cgi("cat.wasm")).await,
+            503,
+            "no new work while draining"
+        );
+        assert_eq!(get_status(&server.url("/healthz")).await, 200);
 
-    let mut rest = Vec::new();
-    while let Some(chunk) = slow.chunk().await.unwrap() {
-        rest.extend_from_slice(&chunk);
+        let (rest, complete) = read_to_end(&mut slow).await;
+        assert!(complete, "{path}: the request in flight finishes");
+        assert_eq!(
+            String::from_utf8(rest).unwrap(),
+            (1..4).map(|i| format!("{piece} {i}\n")).collect::<String>(),
+            "{path}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0), "{path}");
     }
-    assert_eq!(
-        rest, b"line 1\nline 2\nline 3\n",
-        "the request in flight finishes"
-    );
-    assert!(started.elapsed() >= Duration::from_millis(900));
-    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
 }
 
 #[tokio::test]
@@ -235,16 +244,6 @@ async fn past_the_grace_period_remaining_requests_are_stopped() {
         "took {:?}",
         started.elapsed()
     );
-    let mut cut = false;
-    loop {
-        match slow.chunk().await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => {
-                cut = true;
-                break;
-            }
-        }
-    }
-    assert!(cut, "the stopped request must end incomplete");
+    let (_, complete) = read_to_end(&mut slow).await;
+    assert!(!complete, "the stopped request must end incomplete");
 }

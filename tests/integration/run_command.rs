@@ -21,32 +21,30 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
 
 #[test]
 fn args_and_env_reach_the_module_and_nothing_else_of_the_host() {
-    let output = run(
-        &[
-            "--env",
-            "GREETING=hi",
-            test_artifacts::ENV_DUMP,
-            "--",
-            "a",
-            "b c",
-        ],
-        b"",
-    );
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        stdout.contains("ARGV[0]=env-dump.wasm\nARGV[1]=a\nARGV[2]=b c\n"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("GREETING=hi\n"), "{stdout}");
-    assert!(!stdout.contains(crate::support::HOST_SECRET.1), "{stdout}");
+    for program in [test_artifacts::ENV_DUMP, test_artifacts::P2_ENV_DUMP] {
+        let output = run(&["--env", "GREETING=hi", program, "--", "a", "b c"], b"");
+        assert!(
+            output.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            stdout.contains("ARGV[0]=env-dump.wasm\nARGV[1]=a\nARGV[2]=b c\n"),
+            "{program}: {stdout}"
+        );
+        assert!(stdout.contains("GREETING=hi\n"), "{program}: {stdout}");
+        assert!(!stdout.contains(crate::support::HOST_SECRET.1), "{stdout}");
+    }
 }
 
 #[test]
 fn stdin_passes_through_and_the_exit_code_is_the_modules() {
-    let output = run(&[test_artifacts::CAT], b"piped \x00\xff bytes");
-    assert!(output.status.success());
-    assert_eq!(output.stdout, b"piped \x00\xff bytes");
+    for program in [test_artifacts::CAT, test_artifacts::P2_CAT] {
+        let output = run(&[program], b"piped \x00\xff bytes");
+        assert!(output.status.success(), "{program}");
+        assert_eq!(output.stdout, b"piped \x00\xff bytes", "{program}");
+    }
 
     let output = run(&[test_artifacts::EXIT_CODE, "--", "7"], b"");
     assert_eq!(output.status.code(), Some(7));
@@ -67,74 +65,78 @@ fn stdin_can_come_from_a_file() {
 
 #[test]
 fn granted_directories_are_readable_and_writable_unless_read_only() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.txt"), "data inside").unwrap();
-    let host = dir.path().to_str().unwrap();
+    for program in [test_artifacts::FS, test_artifacts::P2_FS] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.txt"), "data inside").unwrap();
+        let host = dir.path().to_str().unwrap();
+        let grant = format!("{host}::/data");
+        let read_only = format!("{host}::/data:ro");
 
-    let output = run(
-        &[
-            "--dir",
-            &format!("{host}::/data"),
-            test_artifacts::FS,
-            "--",
-            "read",
-            "/data/in.txt",
-        ],
-        b"",
-    );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "data inside");
+        let output = run(
+            &["--dir", &grant, program, "--", "read", "/data/in.txt"],
+            b"",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "data inside",
+            "{program}"
+        );
 
-    let output = run(
-        &[
-            "--dir",
-            &format!("{host}::/data"),
-            test_artifacts::FS,
-            "--",
-            "write",
-            "/data/out.txt",
-            "new",
-        ],
-        b"",
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "new"
-    );
+        let output = run(
+            &[
+                "--dir",
+                &grant,
+                program,
+                "--",
+                "write",
+                "/data/out.txt",
+                "new",
+            ],
+            b"",
+        );
+        assert!(
+            output.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+            "new"
+        );
 
-    let output = run(
-        &[
-            "--dir",
-            &format!("{host}::/data:ro"),
-            test_artifacts::FS,
-            "--",
-            "write",
-            "/data/ro.txt",
-            "no",
-        ],
-        b"",
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(!dir.path().join("ro.txt").exists());
+        let output = run(
+            &[
+                "--dir",
+                &read_only,
+                program,
+                "--",
+                "write",
+                "/data/ro.txt",
+                "no",
+            ],
+            b"",
+        );
+        assert_eq!(output.status.code(), Some(1), "{program}");
+        assert!(!dir.path().join("ro.txt").exists(), "{program}");
 
-    let output = run(&[test_artifacts::FS, "--", "read", "/etc/passwd"], b"");
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "no directory is reachable without a grant"
-    );
-    assert!(output.stdout.is_empty());
+        let output = run(&[program, "--", "read", "/etc/passwd"], b"");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{program}: no directory is reachable without a grant"
+        );
+        assert!(output.stdout.is_empty());
+    }
 }
 
 #[test]
 fn a_trap_exits_134_with_a_message() {
-    let output = run(&[test_artifacts::TRAP], b"");
-    assert_eq!(output.status.code(), Some(134));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("trapped"));
+    for program in [test_artifacts::TRAP, test_artifacts::P2_TRAP] {
+        let output = run(&[program], b"");
+        assert_eq!(output.status.code(), Some(134), "{program}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("trapped"), "{program}: {stderr}");
+    }
 }
 
 #[test]
@@ -148,37 +150,6 @@ fn an_invalid_module_is_a_clear_error() {
 }
 
 #[test]
-fn a_command_component_gets_args_env_and_stdin_like_a_module() {
-    let output = run(
-        &[
-            "--env",
-            "GREETING=hi",
-            test_artifacts::P2_ENV_DUMP,
-            "--",
-            "a",
-            "b c",
-        ],
-        b"",
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        stdout.contains("ARGV[0]=env-dump.wasm\nARGV[1]=a\nARGV[2]=b c\n"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("GREETING=hi\n"), "{stdout}");
-    assert!(!stdout.contains(crate::support::HOST_SECRET.1), "{stdout}");
-
-    let output = run(&[test_artifacts::P2_CAT], b"piped \x00\xff bytes");
-    assert!(output.status.success());
-    assert_eq!(output.stdout, b"piped \x00\xff bytes");
-}
-
-#[test]
 fn a_command_components_non_zero_exit_is_exit_code_1() {
     // WASI 0.2 carries only success or failure: any code > 0 arrives as 1.
     let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "7"], b"");
@@ -188,72 +159,6 @@ fn a_command_components_non_zero_exit_is_exit_code_1() {
     let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "0", "print"], b"");
     assert!(output.status.success());
     assert_eq!(output.stdout, b"before exit\n");
-}
-
-#[test]
-fn a_command_component_trap_exits_134_with_a_message() {
-    let output = run(&[test_artifacts::P2_TRAP], b"");
-    assert_eq!(output.status.code(), Some(134));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("trapped"), "{stderr}");
-}
-
-#[test]
-fn a_command_component_reaches_only_granted_directories() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.txt"), "data inside").unwrap();
-    let host = dir.path().to_str().unwrap();
-    let grant = format!("{host}::/data");
-    let output = run(
-        &[
-            "--dir",
-            &grant,
-            test_artifacts::P2_FS,
-            "--",
-            "read",
-            "/data/in.txt",
-        ],
-        b"",
-    );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "data inside");
-
-    let output = run(
-        &[
-            "--dir",
-            &grant,
-            test_artifacts::P2_FS,
-            "--",
-            "write",
-            "/data/out.txt",
-            "new",
-        ],
-        b"",
-    );
-    assert!(output.status.success());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "new"
-    );
-
-    let read_only = format!("{host}::/data:ro");
-    let output = run(
-        &[
-            "--dir",
-            &read_only,
-            test_artifacts::P2_FS,
-            "--",
-            "write",
-            "/data/ro.txt",
-            "no",
-        ],
-        b"",
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(!dir.path().join("ro.txt").exists());
-
-    let output = run(&[test_artifacts::P2_FS, "--", "read", "/etc/passwd"], b"");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(output.stdout.is_empty());
 }
 
 #[test]

@@ -58,6 +58,28 @@ pub fn p2_name(name: &str) -> String {
     format!("{stem}-p2.wasm")
 }
 
+/// The preview 1 program `name` and its `-p2` twin, to run one test over a
+/// module and a command: `cat.wasm` gives `cat.wasm` and `cat-p2.wasm`.
+pub fn twins(name: &str) -> [String; 2] {
+    [name.to_owned(), p2_name(name)]
+}
+
+/// `config` as written, then with each quoted program name that has a `-p2`
+/// twin replaced by the twin's: the same routes over modules, then over
+/// commands. Serve it with [`Server::with_config_and`] and [`P2_PROGRAMS`].
+pub fn config_twins(config: &str) -> [String; 2] {
+    let commands = PROGRAMS
+        .iter()
+        .filter(|(name, _)| P2_PROGRAMS.iter().any(|(p2, _)| *p2 == p2_name(name)))
+        .fold(config.to_owned(), |config, (name, _)| {
+            config.replace(&format!("\"{name}\""), &format!("\"{}\"", p2_name(name)))
+        });
+    [config.to_owned(), commands]
+}
+
+/// How much later than its limit a breach may be answered.
+pub const SLACK: Duration = Duration::from_millis(700);
+
 /// A host environment variable the server has and no module may see.
 pub const HOST_SECRET: (&str, &str) = ("WASM_CGI_TEST_HOST_SECRET", "host-secret-value");
 
@@ -79,6 +101,11 @@ impl Server {
             std::fs::copy(path, modules.path().join(name)).unwrap();
         }
         Self::start_in(modules, args)
+    }
+
+    /// A server with every test program (see [`every_program`]), plus `args`.
+    pub fn start_all(args: &[&str]) -> Server {
+        Self::start_with(&every_program(), args)
     }
 
     /// A server for exactly `programs` (file name, built path), plus `args`.
@@ -363,6 +390,34 @@ pub async fn get_status(url: &str) -> reqwest::StatusCode {
     client().get(url).send().await.unwrap().status()
 }
 
+/// `GET url` with `x-request-id: id`, to find the request in the log.
+pub async fn get_with_id(url: &str, id: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header("x-request-id", id)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET url`: its status, its body (empty if the body failed), and the time
+/// the whole took.
+pub async fn timed_get(url: &str) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let response = client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    (status, body, started.elapsed())
+}
+
+/// The `x-request-id` the server answered `response` with.
+pub fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The body of `POST url` with `body`.
 pub async fn post_text(url: &str, body: impl Into<reqwest::Body>) -> String {
     client()
@@ -376,6 +431,11 @@ pub async fn post_text(url: &str, body: impl Into<reqwest::Body>) -> String {
         .unwrap()
 }
 
+/// The status of `POST url` with `body`.
+pub async fn post_status(url: &str, body: impl Into<reqwest::Body>) -> reqwest::StatusCode {
+    client().post(url).body(body).send().await.unwrap().status()
+}
+
 /// Reads the rest of `response`'s body: the bytes received, and whether the
 /// body ended normally (`false`: the connection reported an error, the
 /// response was cut short).
@@ -387,5 +447,83 @@ pub async fn read_to_end(response: &mut reqwest::Response) -> (Vec<u8>, bool) {
             Ok(None) => return (body, true),
             Err(_) => return (body, false),
         }
+    }
+}
+
+/// `GET url`, whose program writes `first` at once and the rest, `rest`, in
+/// pieces over 800 ms or more: checks that the response streams (the first
+/// chunk is `first` and arrives within 350 ms, long before the end) and ends
+/// complete. Returns when the first chunk and the end arrived.
+pub async fn assert_streams(url: &str, first: &[u8], rest: &[u8]) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut response = client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    let chunk = response.chunk().await.unwrap().expect("a first chunk");
+    let first_at = started.elapsed();
+    assert_eq!(&chunk[..], first, "{url}");
+    assert!(
+        first_at < Duration::from_millis(350),
+        "{url}: first chunk after {first_at:?}"
+    );
+    let (received, complete) = read_to_end(&mut response).await;
+    assert!(complete, "{url}");
+    assert_eq!(received, rest, "{url}");
+    let last_at = started.elapsed();
+    assert!(
+        last_at >= Duration::from_millis(800),
+        "{url}: finished after {last_at:?}"
+    );
+    (first_at, last_at)
+}
+
+/// Sends `count` GETs of `url` all at once; for each, its status, its
+/// `retry-after` header and its body.
+pub async fn get_at_once(url: &str, count: usize) -> Vec<(u16, Option<String>, String)> {
+    let requests = (0..count).map(|_| async {
+        let response = client().get(url).send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (status, retry_after, response.text().await.unwrap())
+    });
+    futures::future::join_all(requests).await
+}
+
+/// Checks that of `answers` (from [`get_at_once`]) exactly `served` got a
+/// 200 and every other one a 503 with `retry-after: 1`.
+pub fn assert_served_then_busy(answers: &[(u16, Option<String>, String)], served: usize) {
+    let statuses: Vec<u16> = answers.iter().map(|answer| answer.0).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        served,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        answers.len() - served,
+        "{statuses:?}"
+    );
+    for (status, retry_after, _) in answers {
+        if *status == 503 {
+            assert_eq!(retry_after.as_deref(), Some("1"));
+        }
+    }
+}
+
+/// The value in a Prometheus text exposition of the sample whose name and
+/// labels are exactly `sample`.
+pub fn sample(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Checks that each sample of `expected` (name with labels, value) has
+/// that value in the Prometheus text `text`.
+pub fn assert_samples(text: &str, expected: &[(&str, f64)]) {
+    for (name, value) in expected {
+        assert_eq!(sample(text, name), Some(*value), "{name}:\n{text}");
     }
 }
