@@ -157,10 +157,8 @@ impl Program {
     /// everything the guest does, traps included, is an [`Outcome`].
     pub async fn run(&self, invocation: Invocation, stdio: Stdio) -> anyhow::Result<Outcome> {
         let limits = &invocation.limits;
-        let peak = Arc::new(AtomicU64::new(0));
-        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let (meter, limiter) = self.meter(limits);
         let mut builder = wasi_builder(&invocation, stdio)?;
-        let started = Instant::now();
         match &self.linked {
             Linked::Module(pre) => {
                 let host = Host {
@@ -171,14 +169,7 @@ impl Program {
                 let entry = invocation.entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
                 let call = call_module(pre, &mut store, entry);
                 let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(outcome(
-                    self.fuel_metering,
-                    store,
-                    result,
-                    limits,
-                    started,
-                    &peak,
-                ))
+                Ok(meter.outcome(store, result, limits))
             }
             Linked::Command(pre) => {
                 if let Some(entry) = &invocation.entrypoint {
@@ -190,14 +181,7 @@ impl Program {
                 let mut store = self.store(host, limits)?;
                 let call = call_command(pre, &mut store);
                 let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(outcome(
-                    self.fuel_metering,
-                    store,
-                    result,
-                    limits,
-                    started,
-                    &peak,
-                ))
+                Ok(meter.outcome(store, result, limits))
             }
             Linked::Proxy(_) => anyhow::bail!(
                 "{} is a wasi:http handler: it answers HTTP requests (serve it with `wasm-cgi serve`), it is not run as a command",
@@ -245,8 +229,7 @@ impl Program {
             anyhow::bail!("{} is not a wasi:http handler", self.name);
         };
         let limits = invocation.limits.clone();
-        let peak = Arc::new(AtomicU64::new(0));
-        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let (mut meter, limiter) = self.meter(&limits);
         let builder = wasi_builder(&invocation, stdio)?;
         let host = self.component_host(builder, limiter, &invocation);
         let mut store = self.store(host, &limits)?;
@@ -262,9 +245,8 @@ impl Program {
             (request, outparam)
         };
         let pre = pre.clone();
-        let fuel_metering = self.fuel_metering;
         let guest = async move {
-            let started = Instant::now();
+            meter.started = Instant::now();
             let call = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -273,7 +255,7 @@ impl Program {
                     .await
             };
             let result = tokio::time::timeout(limits.timeout, call).await;
-            outcome(fuel_metering, store, result, &limits, started, &peak)
+            meter.outcome(store, result, &limits)
         };
         Ok(HttpCall {
             response,
@@ -297,6 +279,18 @@ impl Program {
         Ok(store)
     }
 
+    /// A meter for one run starting now, and the limiter that feeds it.
+    fn meter(&self, limits: &Limits) -> (Meter, MemoryLimiter) {
+        let peak = Arc::new(AtomicU64::new(0));
+        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let meter = Meter {
+            fuel_metering: self.fuel_metering,
+            started: Instant::now(),
+            peak,
+        };
+        (meter, limiter)
+    }
+
     /// Store data for a component: WASI 0.2, wasi:http, and the outbound
     /// policy from `invocation`.
     fn component_host(
@@ -318,40 +312,49 @@ impl Program {
     }
 }
 
-/// How a run ended and what it used, from the result of its call (`Err`:
-/// past its timeout). Drops the store: the instance slot goes back to the
-/// pool, and the guest's output streams close.
-fn outcome<T: Limited>(
+/// What one run used, measured while it runs: its wall time, its peak
+/// memory (kept outside the store, which a timeout drops), and its fuel.
+struct Meter {
     fuel_metering: bool,
-    mut store: Store<T>,
-    result: Result<wasmtime::Result<()>, Elapsed>,
-    limits: &Limits,
     started: Instant,
-    peak: &AtomicU64,
-) -> Outcome {
-    let wall_time = started.elapsed();
-    let (exit, fuel_consumed) = match result {
-        Err(_elapsed) => (Exit::TimedOut, None),
-        Ok(result) => {
-            let fuel = limits.fuel.unwrap_or(u64::MAX);
-            let consumed = fuel_metering
-                .then(|| store.get_fuel().ok().map(|left| fuel - left))
-                .flatten();
-            let exit = match result {
-                Ok(()) => Exit::Code(0),
-                Err(error) => classify(error, store.data_mut().limiter().refused_grow),
-            };
-            (exit, consumed)
+    peak: Arc<AtomicU64>,
+}
+
+impl Meter {
+    /// How the run ended and what it used, from the result of its call
+    /// (`Err`: past its timeout). Drops the store: the instance slot goes
+    /// back to the pool, and the guest's output streams close.
+    fn outcome<T: Limited>(
+        self,
+        mut store: Store<T>,
+        result: Result<wasmtime::Result<()>, Elapsed>,
+        limits: &Limits,
+    ) -> Outcome {
+        let wall_time = self.started.elapsed();
+        let (exit, fuel_consumed) = match result {
+            Err(_elapsed) => (Exit::TimedOut, None),
+            Ok(result) => {
+                let fuel = limits.fuel.unwrap_or(u64::MAX);
+                let consumed = self
+                    .fuel_metering
+                    .then(|| store.get_fuel().ok().map(|left| fuel - left))
+                    .flatten();
+                let exit = match result {
+                    Ok(()) => Exit::Code(0),
+                    Err(error) => classify(error, store.data_mut().limiter().refused_grow),
+                };
+                (exit, consumed)
+            }
+        };
+        drop(store);
+        Outcome {
+            exit,
+            usage: Usage {
+                wall_time,
+                fuel_consumed,
+                peak_memory: self.peak.load(Ordering::Relaxed),
+            },
         }
-    };
-    drop(store);
-    Outcome {
-        exit,
-        usage: Usage {
-            wall_time,
-            fuel_consumed,
-            peak_memory: peak.load(Ordering::Relaxed),
-        },
     }
 }
 

@@ -177,8 +177,7 @@ impl Drop for RunningInstance {
 pub struct GuestBody {
     run: GuestRun,
     prefix: Option<Bytes>,
-    /// Body bytes still allowed by `max-output`.
-    remaining: u64,
+    budget: OutputBudget,
     state: BodyState,
     request_id: Arc<str>,
 }
@@ -190,6 +189,29 @@ enum BodyState {
     /// what came before it (see [`flush_then_fail`]).
     Failing(FailingBody),
     Ended,
+}
+
+/// Response body bytes still allowed by `max-output`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputBudget(u64);
+
+impl OutputBudget {
+    /// A budget of `max_output` bytes.
+    pub fn new(max_output: u64) -> Self {
+        Self(max_output)
+    }
+
+    /// `chunk` if it fits in what is left; else `Err` with the part that
+    /// still fits (maybe empty), and nothing left after it.
+    pub fn spend(&mut self, mut chunk: Bytes) -> Result<Bytes, Bytes> {
+        if chunk.len() as u64 <= self.0 {
+            self.0 -= chunk.len() as u64;
+            return Ok(chunk);
+        }
+        chunk.truncate(self.0 as usize);
+        self.0 = 0;
+        Err(chunk)
+    }
 }
 
 /// A body that is to end in an error.
@@ -232,7 +254,7 @@ impl GuestBody {
         Self {
             run,
             prefix: (!prefix.is_empty()).then_some(prefix),
-            remaining: max_output,
+            budget: OutputBudget::new(max_output),
             state: BodyState::Streaming,
             request_id,
         }
@@ -241,15 +263,13 @@ impl GuestBody {
     /// Passes `chunk` on, cut to what `max-output` still allows.
     fn take(
         &mut self,
-        mut chunk: Bytes,
+        chunk: Bytes,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if chunk.len() as u64 <= self.remaining {
-            self.remaining -= chunk.len() as u64;
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
-        chunk.truncate(self.remaining as usize);
-        self.remaining = 0;
+        let chunk = match self.budget.spend(chunk) {
+            Ok(chunk) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Err(allowed) => allowed,
+        };
         self.prefix = None;
         self.run.stop();
         tracing::warn!(request_id = %self.request_id, "module output over max-output; response cut and instance stopped");

@@ -23,7 +23,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error::{HttpError, full_body};
 use super::execute::{BODY_READ_TIMEOUT, Endpoint, acquire_slot, declared_length};
-use super::guest_run::{Ending, FailingBody, Guest, flush_then_fail, stderr_log, supervise};
+use super::guest_run::{
+    Ending, FailingBody, Guest, OutputBudget, flush_then_fail, stderr_log, supervise,
+};
 use super::request_id::REQUEST_ID;
 use super::{AppState, BoxError, Connection, RequestBody, ResponseBody};
 use crate::runtime::{Output, Stdio};
@@ -110,7 +112,7 @@ pub async fn execute_proxy(
                 guest,
                 ending,
                 inner: body,
-                remaining: limits.max_output.0,
+                budget: OutputBudget::new(limits.max_output.0),
                 failing: None,
                 done: false,
                 request_id: request_id.clone(),
@@ -269,8 +271,7 @@ struct HandlerBody {
     guest: Option<Guest>,
     ending: Option<Ending>,
     inner: HyperOutgoingBody,
-    /// Body bytes still allowed by `max-output`.
-    remaining: u64,
+    budget: OutputBudget,
     /// Set when the body is to end in an error.
     failing: Option<FailingBody>,
     done: bool,
@@ -304,15 +305,13 @@ impl HandlerBody {
     /// Passes `data` on, cut to what `max-output` still allows.
     fn take(
         &mut self,
-        mut data: Bytes,
+        data: Bytes,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if data.len() as u64 <= self.remaining {
-            self.remaining -= data.len() as u64;
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        data.truncate(self.remaining as usize);
-        self.remaining = 0;
+        let data = match self.budget.spend(data) {
+            Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+            Err(allowed) => allowed,
+        };
         tracing::warn!(request_id = %self.request_id, "handler output over max-output; response cut and instance stopped");
         if data.is_empty() {
             return self.fail("handler output over max-output", cx);
