@@ -161,6 +161,19 @@ impl Runtime {
     }
 
     fn link_component(&self, component: &Component) -> anyhow::Result<Linked> {
+        // What would fail every instantiation from the pool fails the load.
+        if let Some(needs) = component.resources_required() {
+            anyhow::ensure!(
+                needs.num_memories <= MEMORIES_PER_SLOT,
+                "the component has {} linear memories; at most {MEMORIES_PER_SLOT} are allowed",
+                needs.num_memories
+            );
+            anyhow::ensure!(
+                needs.num_tables <= MAX_TABLES_PER_COMPONENT,
+                "the component has {} tables; at most {MAX_TABLES_PER_COMPONENT} are allowed",
+                needs.num_tables
+            );
+        }
         let world = World::of(&self.engine, component).with_context(|| {
             format!(
                 "a component that is neither a command nor a wasi:http handler: it exports no `{CLI_RUN}x` or `{HTTP_HANDLER}x` instance"
@@ -233,5 +246,39 @@ fn build_engine(options: &RuntimeOptions) -> anyhow::Result<Engine> {
             config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
             Engine::new(&config).map_err(anyhow::Error::from)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component of `modules` core modules, each with one memory.
+    fn component_with_memories(modules: usize) -> Vec<u8> {
+        let module = "(core module (memory 1))";
+        let parts: String = (0..modules)
+            .map(|i| format!("{module} (core instance $i{i} (instantiate {i}))"))
+            .collect();
+        wat::parse_str(format!("(component {parts})")).unwrap()
+    }
+
+    #[test]
+    fn components_that_cannot_fit_a_slot_are_refused_at_load() {
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let error = runtime
+            .load("wide.wasm", &component_with_memories(3))
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("3 linear memories"), "{error:#}");
+        let error = runtime
+            .load("plain.wasm", &component_with_memories(1))
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("neither a command nor a wasi:http handler"),
+            "{error:#}"
+        );
     }
 }
