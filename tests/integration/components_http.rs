@@ -65,6 +65,27 @@ async fn a_get_reaches_the_handler_with_its_path_scheme_authority_and_headers() 
 }
 
 #[tokio::test]
+async fn a_handler_sees_authorization_but_not_the_headers_wasi_http_keeps_from_guests() {
+    let server = handler_server(&[]);
+    let response = client()
+        .get(handler_url(&server, "/echo"))
+        .header("Authorization", "Bearer for-the-handler")
+        .header("Proxy-Authorization", "Basic bm90LWZvci1ndWVzdHM=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("header: authorization: Bearer for-the-handler\n"),
+        "{body}"
+    );
+    for kept_back in ["proxy-authorization", "header: host:", "connection"] {
+        assert!(!body.contains(kept_back), "{kept_back} in {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_client_request_id_reaches_the_handler_and_comes_back() {
     let server = handler_server(&[]);
     let response = get_with_id(&handler_url(&server, "/echo"), "client-id-7").await;
@@ -476,6 +497,16 @@ async fn a_head_request_to_a_handler_gets_the_head_and_no_body() {
     );
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(response.ends_with("\r\n\r\n"), "no body: {response:?}");
+
+    // The handler still runs to its end, past its (discarded) body.
+    let response = client()
+        .head(handler_url(&server, "/post-response"))
+        .header("x-request-id", "head-post-response")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.wait_for_line(&["after response", "head-post-response"]);
 }
 
 #[tokio::test]
