@@ -151,10 +151,18 @@ fn an_invalid_module_is_a_clear_error() {
 
 #[test]
 fn a_command_components_non_zero_exit_is_exit_code_1() {
-    // WASI 0.2 carries only success or failure: any code > 0 arrives as 1.
+    // `wasi:cli/exit.exit`, what Rust's std calls, carries only success or
+    // failure: any code > 0 arrives as 1.
     let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "7"], b"");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("leaving with 7"));
+
+    // `exit-with-code` (WASI 0.2.12) keeps it, as `proc_exit` does.
+    for program in [test_artifacts::EXIT_CODE, test_artifacts::P2_EXIT_CODE] {
+        let output = run(&[program, "--", "7", "print", "with-code"], b"");
+        assert_eq!(output.status.code(), Some(7), "{program}");
+        assert_eq!(output.stdout, b"before exit\n", "{program}");
+    }
 
     let output = run(&[test_artifacts::P2_EXIT_CODE, "--", "0", "print"], b"");
     assert!(output.status.success());
