@@ -58,6 +58,16 @@ impl AllowedHosts {
         let Some(authority) = uri.authority() else {
             return false;
         };
+        // The client connects to the authority as written: with user info,
+        // or a port that isn't one, it would not be the host checked here.
+        let port_text = authority
+            .as_str()
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.contains(']'));
+        let port_is_valid = port_text.is_none() || authority.port_u16().is_some_and(|p| p > 0);
+        if authority.as_str().contains('@') || !port_is_valid {
+            return false;
+        }
         let default_port = match uri.scheme() {
             Some(scheme) if *scheme == Scheme::HTTPS => 443,
             Some(scheme) if *scheme == Scheme::HTTP => 80,
@@ -118,7 +128,9 @@ fn valid_name(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -224,6 +236,15 @@ mod tests {
         assert!(!allows(&["127.0.0.1:8081"], "http://127.0.0.1:8082/x"));
         assert!(!allows(&["127.0.0.1:8081"], "http://127.0.0.1/x"));
         assert!(allows(&["[::1]:8081"], "http://[::1]:8081/"));
+        assert!(allows(&["my_api:8080"], "http://my_api:8080/"));
+    }
+
+    #[test]
+    fn user_info_and_bogus_ports_are_denied() {
+        assert!(!allows(&["api.example.com"], "http://x@api.example.com/"));
+        assert!(!allows(&["*"], "http://api.example.com:0/"));
+        assert!(!allows(&["*"], "http://api.example.com:99999/"));
+        assert!(allows(&["*"], "http://[::1]/"));
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub const COMMAND_ENTRY: &str = "_start";
 /// The initializer a WASI reactor exports; called before a named entry point.
 const REACTOR_INIT: &str = "_initialize";
 
+/// Resources one component instance may hold at once. Real programs hold a
+/// few dozen; each `fields` may take up to 128 KiB of host memory.
+const MAX_RESOURCES: usize = 4096;
+
 /// What a program is, and so how it is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgramKind {
@@ -299,9 +303,14 @@ impl Program {
         limiter: MemoryLimiter,
         invocation: &Invocation,
     ) -> ComponentHost {
+        // Resources (streams, fields, requests...) live in host memory, outside
+        // `max-memory`: a bound on how many a guest may hold at once bounds
+        // that memory too.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         ComponentHost {
             wasi: builder.build(),
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             outbound: OutboundPolicy::new(
                 invocation.allowed_hosts.clone(),

@@ -32,6 +32,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 pub use admission::Admission;
 pub use cgi_bin::CGI_PREFIX;
@@ -53,6 +54,12 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// How long a client may take to send the request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may leave response bytes unread (the socket full)
+/// before the connection is closed: a response stalled by a client that
+/// stopped reading holds an instance and its slot, and the guest's own
+/// deadline can't fire while nothing polls it.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest request head (request line plus headers) read from a client;
 /// larger heads get 431.
@@ -192,7 +199,10 @@ async fn accept_until(
             let response = handler::handle(state.clone(), request, connection);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
+        let io = TokioIo::new(Box::pin(stream));
+        let connection = connections.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!("connection from {remote} ended with an error: {error}");

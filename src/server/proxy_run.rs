@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, TRANSFER_ENCODING};
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::time::Sleep;
@@ -50,7 +50,7 @@ pub async fn execute_proxy(
         declared.is_some_and(|len| len > 0) || parts.headers.contains_key(TRANSFER_ENCODING);
     let watch = Arc::new(BodyWatch::default());
     let body = IncomingBody {
-        inner: has_body.then(|| (body, Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)))),
+        inner: has_body.then(|| ClientBody::new(body)),
         remaining: max_body,
         watch: watch.clone(),
     };
@@ -117,10 +117,14 @@ pub async fn execute_proxy(
                 done: false,
                 request_id: request_id.clone(),
             };
-            if head_only {
-                // hyper drops a HEAD response's body unread: let the handler
-                // run to its end anyway, as CGI modules do.
-                tokio::spawn(body.collect());
+            let bodiless = head_only
+                || parts.status.is_informational()
+                || parts.status == StatusCode::NO_CONTENT
+                || parts.status == StatusCode::NOT_MODIFIED;
+            if bodiless {
+                // hyper drops such a response's body unread, and with it the
+                // handler: let it run to its end anyway, as CGI modules do.
+                tokio::spawn(run_to_end(body));
                 return Ok(Response::from_parts(parts, full_body(Bytes::new())));
             }
             Ok(Response::from_parts(parts, body.boxed_unsync()))
@@ -137,6 +141,16 @@ pub async fn execute_proxy(
             }
             _ => HttpError::ModuleFailed,
         })),
+    }
+}
+
+/// Drives a handler whose body no client will read to its end, dropping
+/// what it writes.
+async fn run_to_end(mut body: HandlerBody) {
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
     }
 }
 
@@ -195,14 +209,54 @@ impl BodyWatch {
 }
 
 /// The request body as the handler reads it: streamed from the client, cut
-/// with an error past `max-body` or past the body read timeout.
+/// with an error past `max-body`, or when the client sends nothing for the
+/// body read timeout (the handler may take its time between reads; the
+/// client may not).
 struct IncomingBody {
-    /// The client's body and when it must have arrived; `None` when the
-    /// request has no body, or once it has ended or failed.
-    inner: Option<(RequestBody, Pin<Box<Sleep>>)>,
+    /// The client's body; `None` when the request has no body, or once it
+    /// has ended or failed.
+    inner: Option<ClientBody>,
     /// Bytes still allowed by `max-body`.
     remaining: u64,
     watch: Arc<BodyWatch>,
+}
+
+/// One frame of the client's body, or why it could not be read.
+type ClientFrame = Result<Frame<Bytes>, hyper::Error>;
+
+/// A request body being read, and how long the handler may wait for it.
+struct ClientBody {
+    body: RequestBody,
+    /// When the client must have sent the next frame.
+    deadline: Pin<Box<Sleep>>,
+    /// Whether the handler is waiting for a frame (the deadline runs).
+    waiting: bool,
+}
+
+impl ClientBody {
+    fn new(body: RequestBody) -> Self {
+        Self {
+            body,
+            deadline: Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)),
+            waiting: false,
+        }
+    }
+
+    /// The next frame, or `Err(())` once the client has sent nothing for
+    /// [`BODY_READ_TIMEOUT`] while the handler waited.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<ClientFrame>, ()>> {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+            self.deadline.as_mut().reset(deadline);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            self.waiting = false;
+            return Poll::Ready(Ok(frame));
+        }
+        ready!(self.deadline.as_mut().poll(cx));
+        Poll::Ready(Err(()))
+    }
 }
 
 impl Body for IncomingBody {
@@ -214,13 +268,12 @@ impl Body for IncomingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        let Some((inner, deadline)) = &mut this.inner else {
+        let Some(inner) = &mut this.inner else {
             return Poll::Ready(None);
         };
-        let frame = match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(frame) => frame,
-            Poll::Pending => {
-                ready!(deadline.as_mut().poll(cx));
+        let frame = match ready!(inner.poll_next(cx)) {
+            Ok(frame) => frame,
+            Err(()) => {
                 this.inner = None;
                 this.watch.timed_out.store(true, Ordering::Relaxed);
                 return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)));
@@ -253,13 +306,13 @@ impl Body for IncomingBody {
     fn is_end_stream(&self) -> bool {
         self.inner
             .as_ref()
-            .is_none_or(|(body, _)| body.is_end_stream())
+            .is_none_or(|inner| inner.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or(SizeHint::with_exact(0), |(body, _)| body.size_hint())
+            .map_or(SizeHint::with_exact(0), |inner| inner.body.size_hint())
     }
 }
 
