@@ -21,6 +21,7 @@ use http_body_util::BodyExt;
 use tokio::time::Sleep;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::drain::InFlight;
 use super::error::{HttpError, full_body};
 use super::execute::{BODY_READ_TIMEOUT, Endpoint, acquire_slot, declared_length};
 use super::guest_run::{
@@ -116,6 +117,7 @@ pub async fn execute_proxy(
                 failing: None,
                 done: false,
                 request_id: request_id.clone(),
+                in_flight: Some(state.drain.enter()),
             };
             let bodiless = head_only
                 || parts.status.is_informational()
@@ -329,6 +331,9 @@ struct HandlerBody {
     failing: Option<FailingBody>,
     done: bool,
     request_id: Arc<str>,
+    /// Counts the handler as work in flight for graceful shutdown, also
+    /// when it runs on past its response in a task of its own.
+    in_flight: Option<InFlight>,
 }
 
 impl HandlerBody {
@@ -418,7 +423,11 @@ impl Body for HandlerBody {
                 None => {
                     this.done = true;
                     if let Some(guest) = this.guest.take() {
-                        tokio::spawn(guest);
+                        let in_flight = this.in_flight.take();
+                        tokio::spawn(async move {
+                            guest.await;
+                            drop(in_flight);
+                        });
                     }
                     Poll::Ready(None)
                 }
