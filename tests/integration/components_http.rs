@@ -498,7 +498,8 @@ async fn a_head_request_to_a_handler_gets_the_head_and_no_body() {
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(response.ends_with("\r\n\r\n"), "no body: {response:?}");
 
-    // The handler still runs to its end, past its (discarded) body.
+    // The handler still runs to its end, past its (discarded) body; so it
+    // does when it answers with a status that carries no body.
     let response = client()
         .head(handler_url(&server, "/post-response"))
         .header("x-request-id", "head-post-response")
@@ -507,6 +508,14 @@ async fn a_head_request_to_a_handler_gets_the_head_and_no_body() {
         .unwrap();
     assert_eq!(response.status(), 200);
     server.wait_for_line(&["after response", "head-post-response"]);
+    for status in [204, 304] {
+        let id = format!("post-response-{status}");
+        let url = handler_url(&server, &format!("/post-response?status={status}"));
+        let response = get_with_id(&url, &id).await;
+        assert_eq!(response.status().as_u16(), status);
+        assert!(response.bytes().await.unwrap().is_empty());
+        server.wait_for_line(&["after response", &id]);
+    }
 }
 
 #[tokio::test]

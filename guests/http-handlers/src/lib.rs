@@ -19,8 +19,8 @@
 //! - `/outbound?url=URL`: GETs the (percent-encoded) `URL` through
 //!   `wasi:http/outgoing-handler`; answers `upstream-status: S\n` and the
 //!   upstream body, or `502` with `outbound error: CODE\n`.
-//! - `/post-response`: answers `done\n`, then sleeps 200 ms and writes
-//!   `after response` to stderr.
+//! - `/post-response?status=S`: answers `done\n` with status `S` (default
+//!   200), then sleeps 200 ms and writes `after response` to stderr.
 //! - anything else (such as `/echo`): `200`, a description of the request
 //!   (method, path, scheme, authority, headers), the environment and the
 //!   request body's length, one `key: value` line each.
@@ -69,7 +69,7 @@ impl Guest for Handlers {
             [.., "error-code"] => error_code(out),
             [.., "stderr"] => stderr(out),
             [.., "outbound"] => outbound(out, query),
-            [.., "post-response"] => post_response(out),
+            [.., "post-response"] => post_response(out, query),
             _ => describe(request, out),
         }
     }
@@ -185,9 +185,12 @@ fn stderr(out: ResponseOutparam) {
     respond(out, 200, b"ok\n");
 }
 
-/// `/post-response`: work after the response is complete.
-fn post_response(out: ResponseOutparam) {
-    respond(out, 200, b"done\n");
+/// `/post-response?status=S`: work after the response is complete.
+fn post_response(out: ResponseOutparam, query: &str) {
+    let status = query_param(query, "status")
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(200);
+    respond(out, status, b"done\n");
     sleep_ms(200);
     eprintln!("after response");
 }
