@@ -11,6 +11,7 @@ rustup target add wasm32-wasip1 wasm32-wasip2
 rustup component add rustfmt clippy
 
 cargo fmt --all -- --check
+(cd guests && cargo fmt --all -- --check)
 cargo clippy --locked --all-targets -- -D warnings
 # The Dockerfile and Kubernetes manifests, against the Kubernetes schemas.
 deploy/validate.sh

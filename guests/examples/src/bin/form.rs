@@ -11,7 +11,9 @@ fn main() -> io::Result<()> {
 
     let mut page = String::new();
     page.push_str("<!doctype html>\n<meta charset=\"utf-8\">\n<title>wasm-cgi form</title>\n");
-    page.push_str("<body style=\"font-family: system-ui; padding: 1rem\">\n<h1>wasm-cgi form demo</h1>\n");
+    page.push_str(
+        "<body style=\"font-family: system-ui; padding: 1rem\">\n<h1>wasm-cgi form demo</h1>\n",
+    );
     page.push_str(&format!(
         "<form method=\"post\" action=\"{}\">\n<label>Name <input name=\"name\"></label>\n\
          <label>Message <input name=\"message\"></label>\n<button>Send</button>\n</form>\n",

@@ -60,7 +60,10 @@ fn analyze(entries: &[LogEntry], skipped_lines: usize) -> AnalysisReport {
             *by_service.entry(entry.service.clone()).or_default() += 1;
         }
         if entry.level == "ERROR" {
-            error_messages.push(format!("[{}] {}: {}", entry.timestamp, entry.service, entry.message));
+            error_messages.push(format!(
+                "[{}] {}: {}",
+                entry.timestamp, entry.service, entry.message
+            ));
         }
         if let Some(duration) = entry.duration_ms.filter(|d| d.is_finite()) {
             durations.push(duration);
@@ -134,7 +137,8 @@ fn main() {
         }
     }
 
-    let report = serde_json::to_string_pretty(&analyze(&entries, skipped)).expect("a report serializes");
+    let report =
+        serde_json::to_string_pretty(&analyze(&entries, skipped)).expect("a report serializes");
     if let Some(output) = output {
         if let Err(error) = fs::write(output, &report) {
             eprintln!("log-analyzer: cannot write {output}: {error}");
