@@ -1,5 +1,6 @@
-//! `wasm-cgi run MODULE [-- ARGS...]`: run one module once from the shell,
-//! like `wasmtime run`, through the same runtime the server uses.
+//! `wasm-cgi run MODULE [-- ARGS...]`: run one module or command component
+//! once from the shell, like `wasmtime run`, through the same runtime the
+//! server uses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
