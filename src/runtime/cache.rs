@@ -184,20 +184,19 @@ mod tests {
         Engine::default()
     }
 
+    /// Whether loading `wasm` through `cache` hit or compiled.
+    fn outcome(cache: &ModuleCache, engine: &Engine, wasm: &[u8]) -> CacheOutcome {
+        cache.load_or_compile(engine, wasm).unwrap().1
+    }
+
     #[test]
     fn a_second_load_is_a_hit_and_a_corrupt_entry_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ModuleCache::open(Some(dir.path().to_path_buf()));
         let engine = engine();
         let wasm = wat::parse_str(WAT).unwrap();
-        assert_eq!(
-            cache.load_or_compile(&engine, &wasm).unwrap().1,
-            CacheOutcome::Compiled
-        );
-        assert_eq!(
-            cache.load_or_compile(&engine, &wasm).unwrap().1,
-            CacheOutcome::Hit
-        );
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Compiled);
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Hit);
 
         let entry = std::fs::read_dir(dir.path())
             .unwrap()
@@ -206,14 +205,8 @@ mod tests {
             .unwrap()
             .path();
         std::fs::write(&entry, b"not a compiled module").unwrap();
-        assert_eq!(
-            cache.load_or_compile(&engine, &wasm).unwrap().1,
-            CacheOutcome::Compiled
-        );
-        assert_eq!(
-            cache.load_or_compile(&engine, &wasm).unwrap().1,
-            CacheOutcome::Hit
-        );
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Compiled);
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Hit);
     }
 
     #[test]
@@ -236,10 +229,7 @@ mod tests {
         let cache = ModuleCache::open(Some(file.path().join("sub")));
         assert!(cache.dir().is_none());
         let wasm = wat::parse_str(WAT).unwrap();
-        assert_eq!(
-            cache.load_or_compile(&engine(), &wasm).unwrap().1,
-            CacheOutcome::Compiled
-        );
+        assert_eq!(outcome(&cache, &engine(), &wasm), CacheOutcome::Compiled);
     }
 
     #[test]
