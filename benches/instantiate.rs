@@ -5,7 +5,7 @@
 //! `cargo bench --bench instantiate`
 
 use criterion::{Criterion, criterion_main};
-use wasm_cgi::runtime::{Invocation, ModuleCache, Runtime, RuntimeOptions};
+use wasm_cgi::runtime::{Invocation, ModuleCache, Sandbox, SandboxOptions};
 
 const HELLO: &[u8] = include_bytes!(concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/hello.wasm"));
 
@@ -15,13 +15,13 @@ fn cycle(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = Runtime::new(RuntimeOptions {
+    let sandbox = Sandbox::new(SandboxOptions {
         max_instances: Some(64),
         cache: ModuleCache::in_memory(),
-        ..RuntimeOptions::default()
+        ..SandboxOptions::default()
     })
     .unwrap();
-    let program = runtime.load("hello.wasm", HELLO).unwrap();
+    let program = sandbox.load("hello.wasm", HELLO).unwrap();
     let invocation = Invocation {
         args: vec!["hello.wasm".into()],
         env: vec![("QUERY_STRING".into(), String::new())],

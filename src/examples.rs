@@ -12,18 +12,15 @@ pub struct Example {
     /// How its output is read: each example declares the mode it is written
     /// for (a wasi:http handler answers in HTTP itself; its mode is unused).
     pub mode: Mode,
-    /// One line saying what it shows.
-    pub about: &'static str,
     /// The compiled module.
     pub wasm: &'static [u8],
 }
 
 macro_rules! example {
-    ($name:literal, $mode:expr, $about:literal) => {
+    ($name:literal, $mode:expr) => {
         Example {
             name: concat!($name, ".wasm"),
             mode: $mode,
-            about: $about,
             wasm: include_bytes!(concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/", $name, ".wasm")),
         }
     };
@@ -31,25 +28,16 @@ macro_rules! example {
 
 /// Every built-in example.
 pub const EXAMPLES: &[Example] = &[
-    example!(
-        "hello",
-        Mode::Simple,
-        "prints Hello Pinky!, as the classic image's sample"
-    ),
-    example!(
-        "log-analyzer",
-        Mode::Cgi,
-        "the WASI tutorial's log analyzer: a JSON report of the JSON-lines logs under /data"
-    ),
-    example!(
-        "form",
-        Mode::Cgi,
-        "an HTML form that posts to itself and shows the CGI variables"
-    ),
+    // Prints Hello Pinky!, as the classic image's sample.
+    example!("hello", Mode::Simple),
+    // The WASI tutorial's log analyzer: a JSON report of the JSON-lines logs under /data.
+    example!("log-analyzer", Mode::Cgi),
+    // An HTML form that posts to itself and shows the CGI variables.
+    example!("form", Mode::Cgi),
+    // Hello Pinky! as a wasi:http handler component (wasm32-wasip2).
     Example {
         name: "hello-http.wasm",
         mode: Mode::Simple,
-        about: "Hello Pinky! as a wasi:http handler component (wasm32-wasip2)",
         wasm: include_bytes!(env!("WASM_CGI_HELLO_HTTP")),
     },
 ];

@@ -7,29 +7,44 @@
 //! components run that way; `wasi:http/proxy` components answer as native
 //! HTTP handlers. Programs are compiled once; a request only instantiates.
 //!
-//! ## Layout
-//! - [`runtime`]: the embedding API. Compile a module or component once
-//!   ([`runtime::Runtime::load`]), run it with args, env, stdin, directories
-//!   and limits ([`runtime::Program::run`]), or hand a handler an HTTP request
-//!   ([`runtime::Program::handle_http`]). Everything else is built on it.
+//! ## The embedding API
+//! Two modules are public, and everything else is built on them:
+//! - [`runtime`]: compile a module or component once
+//!   ([`runtime::Sandbox::load`]), run it with args, env, stdin, directories
+//!   and limits ([`runtime::Program::run`], or [`runtime::Program::stream`]
+//!   for its output as it is written), or hand a handler an HTTP request
+//!   ([`runtime::Program::handle_http`]) and read its response, whose body
+//!   drives the instance. It knows nothing of the server.
 //! - [`cgi`]: RFC 3875 itself: request → meta-variables and argv
-//!   ([`cgi::request`]), module output → response head ([`cgi::response`]).
-//! - [`modules`]: which module answers to which name; [`examples`]: the ones
-//!   built into the binary.
-//! - [`server`]: hyper HTTP/1 server, routing, CGI runs and wasi:http
-//!   handlers, streaming responses, limits.
-//! - [`config`]: the TOML config file; [`routes`]: configured paths → modules.
-//! - [`limits`]: the per-request limits and how they are written.
-//! - [`cli`]: the `wasm-cgi` command line (`serve`, `run`, `check`,
-//!   `compile`); [`logging`]: log set-up.
+//!   ([`cgi::request`]), program output → response head
+//!   ([`cgi::response`]).
+//!
+//! ## The server, floor by floor
+//! From the bottom up; each floor only uses those below it.
+//! - `limits`: the per-request limits, how they are written, and the
+//!   runtime's [`runtime::RunLimits`] they contain.
+//! - `admission`: instance slots and the queue in front of them.
+//! - `config`: the TOML config file and its route paths; `routes`: the
+//!   route table built from it.
+//! - `modules`: which program answers to which file name, loaded from the
+//!   modules folder (and kept current by hot reload) or from `examples`,
+//!   the ones built into the binary.
+//! - `server`: the hyper server: accept loop, dispatcher, the CGI and
+//!   wasi:http executors, one guest supervisor, access log, metrics,
+//!   graceful shutdown.
+//! - `cli`: the `wasm-cgi` command line (`serve`, `run`, `check`,
+//!   `compile`); `logging`: log set-up.
 
 pub mod cgi;
-pub mod cli;
-pub mod config;
-pub mod examples;
-pub mod limits;
-pub mod logging;
-pub mod modules;
-pub mod routes;
 pub mod runtime;
-pub mod server;
+
+mod admission;
+#[doc(hidden)]
+pub mod cli;
+mod config;
+mod examples;
+mod limits;
+mod logging;
+mod modules;
+mod routes;
+mod server;

@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::runtime::RunLimits;
+
 /// A size in bytes, written `512KiB`, `1MiB`, `2GiB`, `1MB` or plain bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
@@ -64,8 +66,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 500ms, 2s or 1m"))
 }
 
-/// The limits one request runs under. Every route starts from the server's
-/// defaults and may override any of them.
+/// The limits one request runs under: those of its instance
+/// ([`Limits::run`]) and those of the server around it (body size,
+/// admission). Every route starts from the server's defaults and may
+/// override any of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time from instantiation to the module's exit. Past it the
@@ -97,15 +101,28 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
+impl Limits {
+    /// The limits that bound the instance itself.
+    pub fn run(&self) -> RunLimits {
+        RunLimits {
+            timeout: self.timeout,
+            max_memory: self.max_memory.0,
+            fuel: self.fuel,
+            max_output: self.max_output.0,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         let cores = cores();
+        let run = RunLimits::default();
         Self {
-            timeout: Duration::from_secs(30),
-            max_memory: ByteSize(128 << 20),
-            fuel: None,
+            timeout: run.timeout,
+            max_memory: ByteSize(run.max_memory),
+            fuel: run.fuel,
             max_body: ByteSize(16 << 20),
-            max_output: ByteSize(64 << 20),
+            max_output: ByteSize(run.max_output),
             max_concurrency: 2 * cores * 32,
             queue_timeout: Duration::from_secs(1),
         }

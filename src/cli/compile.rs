@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::cache::CacheFlags;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Sandbox, SandboxOptions};
 
 /// Precompile modules into the cache, or to `.cwasm` files with `-o`.
 #[derive(clap::Args, Debug)]
@@ -27,9 +27,9 @@ pub struct CompileCommand {
 impl CompileCommand {
     /// Compiles every module; fails on the first that doesn't compile.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let runtime = Runtime::new(RuntimeOptions {
+        let sandbox = Sandbox::new(SandboxOptions {
             cache: self.cache.cache(),
-            ..RuntimeOptions::default()
+            ..SandboxOptions::default()
         })?;
         if let Some(dir) = &self.output {
             std::fs::create_dir_all(dir)
@@ -44,7 +44,7 @@ impl CompileCommand {
                 .unwrap_or("module");
             match &self.output {
                 Some(dir) => {
-                    let cwasm = runtime
+                    let cwasm = sandbox
                         .precompile(&wasm)
                         .with_context(|| format!("failed to compile {}", path.display()))?;
                     let target = dir.join(format!("{name}.cwasm"));
@@ -53,10 +53,10 @@ impl CompileCommand {
                     println!("{} -> {}", path.display(), target.display());
                 }
                 None => {
-                    runtime
+                    sandbox
                         .load(name, &wasm)
                         .with_context(|| format!("failed to compile {}", path.display()))?;
-                    let cache = runtime
+                    let cache = sandbox
                         .cache()
                         .dir()
                         .context("the compile cache is off; give -o DIR")?;

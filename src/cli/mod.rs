@@ -6,6 +6,7 @@ pub mod check;
 pub mod compile;
 pub mod run;
 pub mod serve;
+pub mod sources;
 
 use std::process::ExitCode;
 

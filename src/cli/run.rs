@@ -14,7 +14,7 @@ use super::cache::CacheFlags;
 use crate::limits::{LimitOverrides, Limits};
 use crate::logging::{self, LogFormat};
 use crate::modules::load_file;
-use crate::runtime::{DirGrant, Exit, Input, Invocation, Output, Runtime, RuntimeOptions, Stdio};
+use crate::runtime::{DirGrant, Exit, Input, Invocation, Output, Sandbox, SandboxOptions, Stdio};
 
 /// Exit code for a module that trapped (like a native abort: 128 + SIGABRT).
 const TRAP_EXIT_CODE: u8 = 134;
@@ -100,13 +100,13 @@ impl RunCommand {
             ..Limits::default()
         };
         let limits = self.limits.apply(defaults);
-        let runtime = Runtime::new(RuntimeOptions {
+        let sandbox = Sandbox::new(SandboxOptions {
             fuel_metering: limits.fuel.is_some(),
             max_memory: limits.max_memory.0,
             cache: self.cache.cache(),
-            ..RuntimeOptions::default()
+            ..SandboxOptions::default()
         })?;
-        let entry = load_file(&runtime, &name, &self.module)
+        let entry = load_file(&sandbox, &name, &self.module)
             .with_context(|| format!("failed to load {}", self.module.display()))?;
         let program = entry.program;
 
@@ -124,7 +124,7 @@ impl RunCommand {
             dirs: self.dirs.into_iter().map(|DirFlag(grant)| grant).collect(),
             entrypoint: None,
             allowed_hosts: Default::default(),
-            limits,
+            limits: limits.run(),
         };
         let stdio = Stdio {
             stdout: Output::Inherit,

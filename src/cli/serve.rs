@@ -13,14 +13,15 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
+use super::sources::{ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel};
 use crate::cgi::Mode;
-use crate::config::{Config, RouteConfig};
+use crate::config::RouteConfig;
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
-use crate::modules::{LoadFailure, LoadOptions, ModuleRegistry, reload};
+use crate::modules::reload;
 use crate::routes;
-use crate::runtime::{Runtime, RuntimeOptions};
-use crate::server::{self, AppState};
+use crate::runtime::{Sandbox, SandboxOptions};
+use crate::server::{self, AppState, Listeners};
 
 /// The address served when neither `--listen`, `LISTEN`, `PORT` nor the
 /// config file says otherwise.
@@ -30,18 +31,13 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 /// override the config file, which overrides the defaults.
 #[derive(clap::Args, Debug)]
 pub struct ServeCommand {
-    /// TOML config file: listen, modules, www, mode, [limits] and [[route]]
-    /// tables
-    #[arg(long, env = "WASM_CGI_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// The config file, the modules and the compile cache.
+    #[command(flatten)]
+    pub sources: SourceFlags,
     /// Address to listen on, IP:PORT; port 0 picks a free port. Without it,
     /// PORT=N means 0.0.0.0:N [default: 0.0.0.0:8080]
     #[arg(long, env = "LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Folder of .wasm modules [default: $INSTALL_DIR/www/cgi-bin/modules,
-    /// else ./modules if it exists, else the built-in examples]
-    #[arg(long, env = "WASM_DIR", value_name = "DIR")]
-    pub modules: Option<PathBuf>,
     /// Folder of static files [default: $INSTALL_DIR/www if INSTALL_DIR is set]
     #[arg(long, value_name = "DIR")]
     pub www: Option<PathBuf>,
@@ -51,9 +47,6 @@ pub struct ServeCommand {
     /// Limits for every request.
     #[command(flatten)]
     pub limits: LimitOverrides,
-    /// Compile cache and precompiled modules.
-    #[command(flatten)]
-    pub cache: CacheFlags,
     /// How long requests in flight may finish after SIGTERM
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_grace: Duration,
@@ -63,15 +56,6 @@ pub struct ServeCommand {
     /// Log line format (logs go to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
-}
-
-/// Where the modules come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModuleSource {
-    /// Every `.wasm` in this folder.
-    Folder(PathBuf),
-    /// The examples built into the binary.
-    Examples,
 }
 
 /// `serve`'s settings, resolved and checked before anything starts.
@@ -105,10 +89,7 @@ impl ServeCommand {
         env: impl Fn(&str) -> Option<String>,
         cwd: &Path,
     ) -> anyhow::Result<ServeSettings> {
-        let config = match &self.config {
-            Some(file) => Config::load(file)?,
-            None => Config::default(),
-        };
+        let config = self.sources.config()?;
         let install_dir = install_dir(&env);
         let listen = match (self.listen, env("PORT").filter(|port| !port.is_empty())) {
             (Some(listen), _) => listen,
@@ -122,12 +103,7 @@ impl ServeCommand {
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
         };
-        let modules = module_source(
-            self.modules.as_deref(),
-            install_dir.as_deref(),
-            config.modules.as_deref(),
-            cwd,
-        )?;
+        let modules = self.sources.module_source(&config, &env, cwd)?;
         let www = self
             .www
             .clone()
@@ -149,7 +125,7 @@ impl ServeCommand {
             routes: config.routes,
             shutdown_grace: self.shutdown_grace,
             metrics_listen: self.metrics_listen,
-            cache: self.cache.clone(),
+            cache: self.sources.cache.clone(),
         })
     }
 
@@ -166,16 +142,16 @@ impl ServeCommand {
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
-    let runtime = Runtime::new(RuntimeOptions {
+    let sandbox = Sandbox::new(SandboxOptions {
         fuel_metering: needs_fuel(&settings.limits, &settings.routes),
         max_instances: Some(pool_size(&settings.limits, &settings.routes)),
         max_memory: max_memory(&settings.limits, &settings.routes),
         cache: settings.cache.cache(),
     })?;
-    let options = LoadOptions {
+    let options = crate::modules::LoadOptions {
         allow_precompiled: settings.cache.allow_precompiled,
     };
-    let (modules, failures) = load_modules(&runtime, &settings.modules, options).await?;
+    let (modules, failures) = load_modules(&sandbox, &settings.modules, options).await?;
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
@@ -190,7 +166,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         "modules loaded"
     );
     let mut state = AppState::new(
-        runtime,
+        sandbox,
         modules,
         routes,
         settings.www,
@@ -209,16 +185,13 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         None => None,
     };
     let state = Arc::new(state);
-    if let Some(listener) = metrics_listener {
-        tokio::spawn(server::serve_metrics(listener, state.clone()));
-    }
     if let ModuleSource::Folder(dir) = settings.modules {
         let metrics = state.metrics.clone();
         let on_load =
             move |name: &str, took: Duration| metrics.module_loaded(name, took.as_secs_f64());
         let watch = reload::watch(
             state.modules.clone(),
-            state.runtime.clone(),
+            state.sandbox.clone(),
             dir,
             options,
             on_load,
@@ -233,58 +206,11 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     // The one line on stdout: scripts and tests read the bound port from it.
     println!("listening on http://{bound}");
     std::io::stdout().flush()?;
-    server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await
-}
-
-/// `INSTALL_DIR`, when set and not empty.
-pub(super) fn install_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    env("INSTALL_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-}
-
-/// Where the modules come from: the flag (or `WASM_DIR`), else
-/// `$INSTALL_DIR/www/cgi-bin/modules`, else the config file's `modules`,
-/// else `./modules` if it exists, else the built-in examples.
-pub(super) fn module_source(
-    flag: Option<&Path>,
-    install_dir: Option<&Path>,
-    config: Option<&Path>,
-    cwd: &Path,
-) -> anyhow::Result<ModuleSource> {
-    let folder = flag
-        .map(Path::to_path_buf)
-        .or_else(|| install_dir.map(|dir| dir.join("www/cgi-bin/modules")))
-        .or_else(|| config.map(Path::to_path_buf))
-        .or_else(|| Some(cwd.join("modules")).filter(|dir| dir.is_dir()));
-    match folder {
-        Some(dir) => {
-            anyhow::ensure!(
-                dir.is_dir(),
-                "the modules folder {} does not exist",
-                dir.display()
-            );
-            Ok(ModuleSource::Folder(dir))
-        }
-        None => Ok(ModuleSource::Examples),
-    }
-}
-
-/// Loads the modules of `source`; the files that failed, with why.
-pub(super) async fn load_modules(
-    runtime: &Runtime,
-    source: &ModuleSource,
-    options: LoadOptions,
-) -> anyhow::Result<(ModuleRegistry, Vec<LoadFailure>)> {
-    match source {
-        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(runtime, dir, options).await,
-        ModuleSource::Examples => Ok((ModuleRegistry::examples(runtime)?, Vec::new())),
-    }
-}
-
-/// Whether any limit asks for fuel, so the engine must meter it.
-pub(super) fn needs_fuel(limits: &Limits, routes: &[RouteConfig]) -> bool {
-    limits.fuel.is_some() || routes.iter().any(|route| route.limits.fuel.is_some())
+    let listeners = Listeners {
+        public: listener,
+        metrics: metrics_listener,
+    };
+    server::serve(listeners, state, shutdown_signal(), settings.shutdown_grace).await
 }
 
 /// Instance slots for the pooling allocator: every admission slot (the

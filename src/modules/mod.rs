@@ -14,7 +14,7 @@ use anyhow::Context as _;
 
 use crate::cgi::Mode;
 use crate::examples::EXAMPLES;
-use crate::runtime::{Program, Runtime};
+use crate::runtime::{Program, Sandbox};
 
 /// A loaded module and how to read its output.
 pub struct ModuleEntry {
@@ -115,11 +115,11 @@ impl ModuleRegistry {
     }
 
     /// The built-in example modules.
-    pub fn examples(runtime: &Runtime) -> anyhow::Result<Self> {
+    pub fn examples(sandbox: &Sandbox) -> anyhow::Result<Self> {
         let registry = Self::default();
         for example in EXAMPLES {
             let started = Instant::now();
-            let program = runtime
+            let program = sandbox
                 .load(example.name, example.wasm)
                 .with_context(|| format!("built-in example {} failed to load", example.name))?;
             let entry = ModuleEntry {
@@ -137,7 +137,7 @@ impl ModuleRegistry {
     /// are left out and returned with why; only an unreadable folder is an
     /// error.
     pub async fn load_folder(
-        runtime: &Runtime,
+        sandbox: &Sandbox,
         dir: &Path,
         options: LoadOptions,
     ) -> anyhow::Result<(Self, Vec<LoadFailure>)> {
@@ -145,9 +145,9 @@ impl ModuleRegistry {
         let tasks: Vec<_> = files
             .into_iter()
             .map(|(name, path)| {
-                let runtime = runtime.clone();
+                let sandbox = sandbox.clone();
                 tokio::task::spawn_blocking(move || {
-                    let loaded = load_file(&runtime, &name, &path);
+                    let loaded = load_file(&sandbox, &name, &path);
                     (name, loaded)
                 })
             })
@@ -174,16 +174,16 @@ impl ModuleRegistry {
 
 /// Reads, compiles (or takes from the cache) and links the module file at
 /// `path`. Blocking: call it off the async workers.
-pub fn load_file(runtime: &Runtime, name: &str, path: &Path) -> anyhow::Result<ModuleEntry> {
+pub fn load_file(sandbox: &Sandbox, name: &str, path: &Path) -> anyhow::Result<ModuleEntry> {
     let started = Instant::now();
     let source = Fingerprint::of(path).context("failed to read the file")?;
     let bytes = std::fs::read(path).context("failed to read the file")?;
     let program = if has_extension(name, ".cwasm") {
         // SAFETY: `.cwasm` files are only listed with `--allow-precompiled`,
         // the operator's statement that they come from a trusted source.
-        unsafe { runtime.load_precompiled(name, &bytes) }?
+        unsafe { sandbox.load_precompiled(name, &bytes) }?
     } else {
-        runtime.load(name, &bytes)?
+        sandbox.load(name, &bytes)?
     };
     Ok(ModuleEntry {
         program: Arc::new(program),

@@ -15,7 +15,7 @@ use notify::Watcher as _;
 use tokio::sync::mpsc;
 
 use super::{Fingerprint, LoadOptions, ModuleRegistry, load_file, module_files};
-use crate::runtime::Runtime;
+use crate::runtime::Sandbox;
 
 /// How long a file must keep the same size and modification time before it
 /// is loaded.
@@ -28,7 +28,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// dropped. `on_load` is told each module's name and load time.
 pub async fn watch(
     registry: Arc<ModuleRegistry>,
-    runtime: Runtime,
+    sandbox: Sandbox,
     dir: PathBuf,
     options: LoadOptions,
     on_load: impl Fn(&str, Duration) + Send + 'static,
@@ -58,7 +58,7 @@ pub async fn watch(
 
     let mut scanner = Scanner {
         registry,
-        runtime,
+        sandbox,
         dir,
         options,
         pending: HashMap::new(),
@@ -78,7 +78,7 @@ pub async fn watch(
 /// The reload state between scans.
 struct Scanner {
     registry: Arc<ModuleRegistry>,
-    runtime: Runtime,
+    sandbox: Sandbox,
     dir: PathBuf,
     options: LoadOptions,
     /// Changed files waiting to settle: how they looked, and since when.
@@ -142,10 +142,10 @@ impl Scanner {
         replacing: bool,
         on_load: &impl Fn(&str, Duration),
     ) {
-        let runtime = self.runtime.clone();
+        let sandbox = self.sandbox.clone();
         let (owned_name, owned_path) = (name.to_owned(), path.to_path_buf());
         let loaded =
-            tokio::task::spawn_blocking(move || load_file(&runtime, &owned_name, &owned_path))
+            tokio::task::spawn_blocking(move || load_file(&sandbox, &owned_name, &owned_path))
                 .await;
         match loaded {
             Ok(Ok(entry)) => {

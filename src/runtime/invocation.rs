@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use super::limits::RunLimits;
 use super::outbound::AllowedHosts;
 use super::output::{OutputSender, StderrLog};
-use crate::limits::Limits;
 
 /// One run of a module: everything the guest sees. Nothing else of the host
 /// (environment, files, sockets) is reachable from inside.
@@ -30,8 +30,8 @@ pub struct Invocation {
     /// Hosts a component may send HTTP requests to (wasi:http); none by
     /// default.
     pub allowed_hosts: Arc<AllowedHosts>,
-    /// Only `timeout`, `max_memory` and `fuel` apply to the instance itself.
-    pub limits: Limits,
+    /// What the run may use.
+    pub limits: RunLimits,
 }
 
 /// A guest's standard input.

@@ -2,14 +2,23 @@
 //! preview 2 component: a `wasi:cli/command` or a `wasi:http/proxy`), then
 //! run it as often as needed, each run in a fresh sandboxed instance with its
 //! own args, env, stdio, directories and limits. The HTTP server is built on
-//! exactly this.
+//! exactly this, and nothing here knows of it.
+//!
+//! - [`Sandbox`]: the engine, linkers, compile cache and epoch ticker, built
+//!   once; [`Sandbox::load`] compiles and links a [`Program`].
+//! - [`Program::run`] runs a command to its end; [`Program::stream`] gives
+//!   its stdout as it is written ([`GuestRun`], then a [`GuestBody`]);
+//!   [`Program::handle_http`] gives a handler an [`http::Request`] and
+//!   returns its [`http::Response`], whose body drives the instance.
+//! - [`Invocation`] is what a run sees, [`RunLimits`] what it may use, and
+//!   [`Outcome`] how it ended and what it used.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use wasm_cgi::runtime::{Invocation, Runtime, RuntimeOptions};
+//! use wasm_cgi::runtime::{Invocation, Sandbox, SandboxOptions};
 //!
-//! let runtime = Runtime::new(RuntimeOptions::default())?;
-//! let program = runtime.load("hello.wasm", &std::fs::read("hello.wasm")?)?;
+//! let sandbox = Sandbox::new(SandboxOptions::default())?;
+//! let program = sandbox.load("hello.wasm", &std::fs::read("hello.wasm")?)?;
 //! let invocation = Invocation { args: vec!["hello.wasm".into()], ..Default::default() };
 //! let run = program.run_captured(invocation).await?;
 //! assert!(run.outcome.exit.is_success());
@@ -20,19 +29,29 @@
 
 mod cache;
 mod detect;
-mod engine;
 mod epoch;
+mod guest_body;
+mod guest_run;
 mod host;
+mod http;
+mod instance;
 mod invocation;
+mod limits;
 mod outbound;
 mod output;
 mod program;
+mod sandbox;
 mod slices;
 
 pub use cache::{CacheOutcome, Compiled, ModuleCache};
 pub use detect::{Kind, World};
-pub use engine::{Runtime, RuntimeOptions};
+pub use guest_body::{BodyError, GuestBody};
+pub use guest_run::{Data, Event, GuestRun};
+pub use http::{HandlerFailure, HandlerReply, HttpCall};
+pub use instance::Instance;
 pub use invocation::{DirGrant, Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
+pub use limits::RunLimits;
 pub use outbound::AllowedHosts;
-pub use output::{OutputSender, StderrLog, output_channel};
-pub use program::{COMMAND_ENTRY, Captured, HandlerResponse, HttpCall, Program, ProgramKind};
+pub use output::{OutputReceiver, OutputSender, StderrLog, output_channel};
+pub use program::{COMMAND_ENTRY, Captured, Program, ProgramKind};
+pub use sandbox::{Sandbox, SandboxOptions};

@@ -1,12 +1,14 @@
 //! Guest output streams: stdout into a bounded channel (so a slow client
 //! pauses the guest instead of growing a buffer), stderr into the log.
 
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
@@ -23,9 +25,28 @@ const WRITE_BUDGET: usize = 64 * 1024;
 /// The receiver yields `None` once the instance is gone (all senders are
 /// dropped with the store). A closed receiver makes the guest's next write
 /// fail with a broken pipe.
-pub fn output_channel(capacity: usize) -> (OutputSender, mpsc::Receiver<Bytes>) {
+pub fn output_channel(capacity: usize) -> (OutputSender, OutputReceiver) {
     let (tx, rx) = mpsc::channel(capacity);
-    (OutputSender { tx }, rx)
+    (OutputSender { tx }, OutputReceiver(rx))
+}
+
+/// The receiving half of [`output_channel`]: the guest's output as a body
+/// of data frames, ending once the instance is gone.
+#[derive(Debug)]
+pub struct OutputReceiver(mpsc::Receiver<Bytes>);
+
+impl Body for OutputReceiver {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
 }
 
 /// The sending half of [`output_channel`]; given to the guest as stdout.

@@ -4,7 +4,6 @@
 //! `wasi:http/proxy` component; the first two run as commands, the last
 //! answers HTTP requests.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -20,22 +19,29 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
 
 use super::detect::World;
+use super::guest_run::GuestRun;
 use super::host::{ComponentHost, Host, Limited, MemoryLimiter};
+use super::http::HttpCall;
+use super::instance::Instance;
 use super::invocation::{Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
+use super::limits::RunLimits;
 use super::outbound::OutboundPolicy;
+use super::output::{OutputReceiver, output_channel};
 use super::slices::LongLane;
-use crate::limits::Limits;
 
 /// The entry point of a WASI command.
 pub const COMMAND_ENTRY: &str = "_start";
 
 /// The initializer a WASI reactor exports; called before a named entry point.
 const REACTOR_INIT: &str = "_initialize";
+
+/// Chunks of stdout buffered between a streamed guest and its reader: past
+/// this the guest waits (backpressure) instead of the host buffering.
+const STDOUT_CHUNKS: usize = 16;
 
 /// Resources one component instance may hold at once. Real programs hold a
 /// few dozen; each `fields` may take up to 128 KiB of host memory.
@@ -81,22 +87,6 @@ pub struct Program {
     linked: Linked,
     fuel_metering: bool,
     lane: LongLane,
-}
-
-/// The response a wasi:http handler sets: its head and streamed body, or
-/// the error code it answered with.
-pub type HandlerResponse = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
-
-/// A wasi:http handler answering one request (see [`Program::handle_http`]).
-/// Nothing runs unless `guest` is polled.
-pub struct HttpCall {
-    /// Receives the response once the handler sets it; closed without a
-    /// value if the handler ends (or is dropped) without setting one.
-    pub response: oneshot::Receiver<HandlerResponse>,
-    /// The instance. Poll it, while waiting for the head and while the body
-    /// streams, for the handler to make progress; it ends with how the
-    /// handler ended. Dropping it stops the instance.
-    pub guest: Pin<Box<dyn Future<Output = Outcome> + Send>>,
 }
 
 /// What [`Program::run_captured`] gives back.
@@ -153,15 +143,18 @@ impl Program {
         )
     }
 
-    /// Runs the program once as a command with `invocation`, its output
-    /// going to `stdio`.
+    /// Starts the program as a command with `invocation`, its output going
+    /// to `stdio`. Nothing runs until the [`Instance`] is polled.
     ///
-    /// An `Err` is a failure of the host to set the run up (a granted
-    /// directory that can't be opened, a handler run as a command);
-    /// everything the guest does, traps included, is an [`Outcome`].
-    pub async fn run(&self, invocation: Invocation, stdio: Stdio) -> anyhow::Result<Outcome> {
-        let limits = &invocation.limits;
-        let (meter, limiter) = self.meter(limits);
+    /// An `Err` is a failure to set the run up, before any guest code: a
+    /// granted directory that can't be opened, a fuel budget the runtime
+    /// does not meter, an entry point on a component, a handler run as a
+    /// command. Everything the guest does, traps included, is an
+    /// [`Outcome`].
+    pub fn start(&self, invocation: Invocation, stdio: Stdio) -> anyhow::Result<Instance> {
+        let limits = invocation.limits;
+        self.check_limits(&limits)?;
+        let (meter, limiter) = self.meter(&limits);
         let mut builder = wasi_builder(&invocation, stdio)?;
         match &self.linked {
             Linked::Module(pre) => {
@@ -169,11 +162,13 @@ impl Program {
                     wasi: builder.build_p1(),
                     limiter,
                 };
-                let mut store = self.store(host, limits)?;
-                let entry = invocation.entrypoint.as_deref().unwrap_or(COMMAND_ENTRY);
-                let call = call_module(pre, &mut store, entry);
-                let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(meter.outcome(store, result, limits))
+                let mut store = self.store(host, &limits)?;
+                let pre = pre.clone();
+                let entry = invocation.entrypoint.unwrap_or_else(|| COMMAND_ENTRY.to_owned());
+                Ok(Instance::new(meter.measure(limits, async move {
+                    let result = call_module(&pre, &mut store, &entry).await;
+                    (store, result)
+                })))
             }
             Linked::Command(pre) => {
                 if let Some(entry) = &invocation.entrypoint {
@@ -182,10 +177,12 @@ impl Program {
                     );
                 }
                 let host = self.component_host(builder, limiter, &invocation);
-                let mut store = self.store(host, limits)?;
-                let call = call_command(pre, &mut store);
-                let result = tokio::time::timeout(limits.timeout, call).await;
-                Ok(meter.outcome(store, result, limits))
+                let mut store = self.store(host, &limits)?;
+                let pre = pre.clone();
+                Ok(Instance::new(meter.measure(limits, async move {
+                    let result = call_command(&pre, &mut store).await;
+                    (store, result)
+                })))
             }
             Linked::Proxy(_) => anyhow::bail!(
                 "{} is a wasi:http handler: it answers HTTP requests (serve it with `wasm-cgi serve`), it is not run as a command",
@@ -194,10 +191,36 @@ impl Program {
         }
     }
 
+    /// Runs the program once as a command with `invocation`, its output
+    /// going to `stdio`, and waits for it to end. An `Err` is a failure to
+    /// set the run up (see [`Program::start`]).
+    pub async fn run(&self, invocation: Invocation, stdio: Stdio) -> anyhow::Result<Outcome> {
+        Ok(self.start(invocation, stdio)?.await)
+    }
+
+    /// Starts the program as a command whose stdout is streamed: read it
+    /// from the returned [`GuestRun`], which drives the guest as it is read
+    /// (a guest whose output is not read waits). Its stderr goes to
+    /// `stderr`; `invocation`'s `max_output` bounds the body made from it.
+    pub fn stream(
+        &self,
+        invocation: Invocation,
+        stderr: Output,
+    ) -> anyhow::Result<GuestRun<OutputReceiver>> {
+        let max_output = invocation.limits.max_output;
+        let (sender, stdout) = output_channel(STDOUT_CHUNKS);
+        let stdio = Stdio {
+            stdout: Output::Channel(sender),
+            stderr,
+        };
+        let instance = self.start(invocation, stdio)?;
+        Ok(GuestRun::new(instance, stdout, max_output))
+    }
+
     /// Runs the program once and collects its stdout and stderr in memory,
-    /// each up to `max-output` bytes (past it the guest traps).
+    /// each up to `max_output` bytes (past it the guest traps).
     pub async fn run_captured(&self, invocation: Invocation) -> anyhow::Result<Captured> {
-        let cap = usize::try_from(invocation.limits.max_output.0).unwrap_or(usize::MAX);
+        let cap = usize::try_from(invocation.limits.max_output).unwrap_or(usize::MAX);
         let stdout = MemoryOutputPipe::new(cap);
         let stderr = MemoryOutputPipe::new(cap);
         let stdio = Stdio {
@@ -215,7 +238,8 @@ impl Program {
     /// Starts a wasi:http handler on `request`, in a fresh instance with
     /// `invocation`'s environment, directories, limits and allowed hosts
     /// (its args, stdin and entry point don't apply). The handler's stdout
-    /// and stderr go to `stdio`.
+    /// and stderr go to `stdio`. Nothing runs until
+    /// [`HttpCall::response`] is awaited.
     ///
     /// The request needs an authority (an absolute URI or a `Host` header).
     /// An `Err` is a failure to set the run up, before any guest code.
@@ -232,8 +256,9 @@ impl Program {
         let Linked::Proxy(pre) = &self.linked else {
             anyhow::bail!("{} is not a wasi:http handler", self.name);
         };
-        let limits = invocation.limits.clone();
-        let (mut meter, limiter) = self.meter(&limits);
+        let limits = invocation.limits;
+        self.check_limits(&limits)?;
+        let (meter, limiter) = self.meter(&limits);
         let builder = wasi_builder(&invocation, stdio)?;
         let host = self.component_host(builder, limiter, &invocation);
         let mut store = self.store(host, &limits)?;
@@ -249,8 +274,7 @@ impl Program {
             (request, outparam)
         };
         let pre = pre.clone();
-        let guest = async move {
-            meter.started = Instant::now();
+        let instance = Instance::new(meter.measure(limits, async move {
             let call = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -258,20 +282,26 @@ impl Program {
                     .call_handle(&mut store, request, outparam)
                     .await
             };
-            let result = tokio::time::timeout(limits.timeout, call).await;
-            meter.outcome(store, result, &limits)
-        };
-        Ok(HttpCall {
-            response,
-            guest: Box::pin(guest),
-        })
+            let result = call.await;
+            (store, result)
+        }));
+        Ok(HttpCall::new(response, instance, limits.max_output))
+    }
+
+    /// Refuses limits this program's runtime cannot enforce.
+    fn check_limits(&self, limits: &RunLimits) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            limits.fuel.is_none() || self.fuel_metering,
+            "a fuel budget needs a runtime built with fuel metering (SandboxOptions::fuel_metering)"
+        );
+        Ok(())
     }
 
     /// A store for one run: the memory limiter, a yield at every epoch tick
     /// (so a spinning guest never holds a worker thread and the timeout can
     /// stop it; long-running guests share the long lane, see `slices`), and
     /// the fuel budget when fuel is metered.
-    fn store<T: Limited>(&self, data: T, limits: &Limits) -> anyhow::Result<Store<T>> {
+    fn store<T: Limited>(&self, data: T, limits: &RunLimits) -> anyhow::Result<Store<T>> {
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| data.limiter());
         store.set_epoch_deadline(1);
@@ -284,9 +314,9 @@ impl Program {
     }
 
     /// A meter for one run starting now, and the limiter that feeds it.
-    fn meter(&self, limits: &Limits) -> (Meter, MemoryLimiter) {
+    fn meter(&self, limits: &RunLimits) -> (Meter, MemoryLimiter) {
         let peak = Arc::new(AtomicU64::new(0));
-        let limiter = MemoryLimiter::new(limits.max_memory.0, peak.clone());
+        let limiter = MemoryLimiter::new(limits.max_memory, peak.clone());
         let meter = Meter {
             fuel_metering: self.fuel_metering,
             started: Instant::now(),
@@ -330,19 +360,33 @@ struct Meter {
 }
 
 impl Meter {
+    /// Runs `call` (which gives its store back with its result) under
+    /// `limits.timeout`, timed from its first poll; then how it ended.
+    async fn measure<T: Limited>(
+        mut self,
+        limits: RunLimits,
+        call: impl Future<Output = (Store<T>, wasmtime::Result<()>)>,
+    ) -> Outcome {
+        self.started = Instant::now();
+        match tokio::time::timeout(limits.timeout, call).await {
+            Ok((store, result)) => self.outcome(Some(store), Ok(result), &limits),
+            Err(elapsed) => self.outcome::<T>(None, Err(elapsed), &limits),
+        }
+    }
+
     /// How the run ended and what it used, from the result of its call
-    /// (`Err`: past its timeout). Drops the store: the instance slot goes
-    /// back to the pool, and the guest's output streams close.
+    /// (`Err`: past its timeout, its store dropped with the call). Drops the
+    /// store: the instance slot goes back to the pool, and the guest's
+    /// output streams close.
     fn outcome<T: Limited>(
         self,
-        mut store: Store<T>,
+        store: Option<Store<T>>,
         result: Result<wasmtime::Result<()>, Elapsed>,
-        limits: &Limits,
+        limits: &RunLimits,
     ) -> Outcome {
         let wall_time = self.started.elapsed();
-        let (exit, fuel_consumed) = match result {
-            Err(_elapsed) => (Exit::TimedOut, None),
-            Ok(result) => {
+        let (exit, fuel_consumed) = match (result, store) {
+            (Ok(result), Some(mut store)) => {
                 let fuel = limits.fuel.unwrap_or(u64::MAX);
                 let consumed = self
                     .fuel_metering
@@ -354,8 +398,8 @@ impl Meter {
                 };
                 (exit, consumed)
             }
+            _ => (Exit::TimedOut, None),
         };
-        drop(store);
         Outcome {
             exit,
             usage: Usage {

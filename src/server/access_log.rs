@@ -90,7 +90,10 @@ impl Body for LoggedBody {
                     self.bytes += data.len() as u64;
                 }
             }
-            Some(Err(_)) => self.outcome = "cut",
+            Some(Err(error)) => {
+                tracing::warn!(request_id = %self.record.request_id, "response cut: {error}");
+                self.outcome = "cut";
+            }
             None => self.outcome = "complete",
         }
         Poll::Ready(frame)

@@ -50,6 +50,7 @@ pub struct Metrics {
     instances: Gauge,
     queued: Gauge,
     refused: Counter,
+    shutdown_refusals: Counter,
     timeouts: Counter,
     failures: Family<FailureLabels, Counter>,
     compile_seconds: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
@@ -77,6 +78,7 @@ impl Metrics {
             instances: Gauge::default(),
             queued: Gauge::default(),
             refused: Counter::default(),
+            shutdown_refusals: Counter::default(),
             timeouts: Counter::default(),
             failures: Family::default(),
             compile_seconds: Family::default(),
@@ -106,12 +108,17 @@ impl Metrics {
         );
         registry.register(
             "overloaded",
-            "Requests refused with 503 (no slot)",
+            "Requests refused with 503 because no instance slot came free",
             metrics.refused.clone(),
         );
         registry.register(
+            "shutdown_refusals",
+            "Requests refused with 503 because the server was shutting down",
+            metrics.shutdown_refusals.clone(),
+        );
+        registry.register(
             "timeouts",
-            "Requests answered 504 (module past its timeout)",
+            "Guests stopped at their timeout (504 unless the response had started)",
             metrics.timeouts.clone(),
         );
         registry.register(
@@ -151,11 +158,16 @@ impl Metrics {
             module: labels.module,
         };
         self.durations.get_or_create(&module).observe(seconds);
-        match status {
-            503 => self.refused.inc(),
-            504 => self.timeouts.inc(),
-            _ => 0,
-        };
+    }
+
+    /// Counts a request refused because no instance slot came free.
+    pub fn overloaded(&self) {
+        self.refused.inc();
+    }
+
+    /// Counts a request refused because the server is shutting down.
+    pub fn refused_shutting_down(&self) {
+        self.shutdown_refusals.inc();
     }
 
     /// A guest instance started (`+1`) or ended (`-1`).
@@ -163,8 +175,12 @@ impl Metrics {
         self.instances.inc_by(delta);
     }
 
-    /// Records how a guest ended and the fuel it used.
+    /// Records how a guest ended (a timeout counts in `timeouts` too) and
+    /// the fuel it used.
     pub fn guest_done(&self, module: &str, exit: &Exit, fuel: Option<u64>) {
+        if *exit == Exit::TimedOut {
+            self.timeouts.inc();
+        }
         let kind = match exit {
             Exit::Code(0) => None,
             Exit::Code(_) => Some("exit"),
@@ -216,12 +232,17 @@ mod tests {
         let metrics = Metrics::new();
         metrics.request_done("hello.wasm", 200, 0.001);
         metrics.request_done("-", 503, 0.0);
+        metrics.request_done("slow.wasm", 504, 0.0);
+        metrics.overloaded();
         metrics.guest_done("trap.wasm", &Exit::Trap("boom".into()), None);
+        metrics.guest_done("slow.wasm", &Exit::TimedOut, None);
         metrics.guest_done("spin.wasm", &Exit::OutOfFuel, Some(1000));
         let text = metrics.render(3, 2);
         for expected in [
             "wasm_cgi_requests_total{module=\"hello.wasm\",status=\"2xx\"} 1",
             "wasm_cgi_overloaded_total 1",
+            "wasm_cgi_shutdown_refusals_total 0",
+            "wasm_cgi_timeouts_total 1",
             "wasm_cgi_module_failures_total{module=\"trap.wasm\",kind=\"trap\"} 1",
             "wasm_cgi_fuel_consumed_total{module=\"spin.wasm\"} 1000",
             "wasm_cgi_queue_depth 3",

@@ -1,21 +1,27 @@
 //! The HTTP server: accepts connections, serves each with hyper's HTTP/1
-//! implementation, and hands every request to [`handler::handle`].
+//! implementation, and hands every request to [`dispatch::handle`].
 //!
-//! Like mini-redis, the server takes its listener and its shutdown signal as
-//! arguments, so tests bind port 0 and drive it without globals.
+//! Like mini-redis, the server takes its listeners and its shutdown signal
+//! as arguments, so tests bind port 0 and drive it without globals.
+//!
+//! A request flows: [`dispatch`] (routing, redirects, access log) →
+//! [`endpoint`] (limits, invocation, slot) → [`cgi_run`] and
+//! [`cgi_response`] for commands, or [`handler_run`] for wasi:http
+//! handlers → the runtime's `GuestBody`, under one [`guest`] supervisor.
 
 mod access_log;
-mod admission;
 mod cgi_bin;
+mod cgi_response;
+mod cgi_run;
+mod dispatch;
 mod drain;
+mod endpoint;
 mod error;
-mod execute;
-mod guest_run;
-mod handler;
+mod guest;
+mod handler_run;
 mod metrics;
-mod proxy_run;
+mod request_body;
 mod request_id;
-mod respond;
 mod static_files;
 
 use std::convert::Infallible;
@@ -31,19 +37,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 
-pub use admission::Admission;
-pub use cgi_bin::CGI_PREFIX;
-pub use drain::Drain;
-pub use metrics::Metrics;
 
+use crate::admission::Admission;
 use crate::cgi::Mode;
 use crate::limits::Limits;
 use crate::modules::ModuleRegistry;
 use crate::routes::RouteTable;
-use crate::runtime::Runtime;
+use crate::runtime::Sandbox;
+use drain::Drain;
+use metrics::Metrics;
 
 /// Errors inside bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,8 +72,8 @@ const MAX_HEAD_SIZE: usize = 64 * 1024;
 
 /// Everything the handlers share, built once before the socket is bound.
 pub struct AppState {
-    /// The engine and linker.
-    pub runtime: Runtime,
+    /// The engine and linkers.
+    pub sandbox: Sandbox,
     /// The modules served under `/cgi-bin/wasm-run.cgi/` and by routes.
     pub modules: Arc<ModuleRegistry>,
     /// The configured routes.
@@ -93,7 +98,7 @@ pub struct AppState {
 impl AppState {
     /// Shared state for a server with these modules and settings.
     pub fn new(
-        runtime: Runtime,
+        sandbox: Sandbox,
         modules: ModuleRegistry,
         routes: RouteTable,
         www: Option<PathBuf>,
@@ -107,7 +112,7 @@ impl AppState {
             }
         }
         Self {
-            runtime,
+            sandbox,
             modules: Arc::new(modules),
             routes,
             www,
@@ -131,18 +136,37 @@ pub struct Connection {
     pub local: SocketAddr,
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves; then drains:
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: modules, routes, static files, probes, and `/metrics`
+    /// unless it has a listener of its own.
+    Public,
+    /// `GET /metrics` alone, on an address apart from the public one.
+    Metrics,
+}
+
+/// The sockets the server answers on.
+pub struct Listeners {
+    /// The public address.
+    pub public: TcpListener,
+    /// A separate address for `/metrics`, if any.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves HTTP on `listeners` until `shutdown` resolves; then drains:
 /// `/readyz` turns 503, new requests get 503 (`Connection: close`), and the
 /// requests in flight get at most `grace` to finish before the rest are
-/// stopped.
+/// stopped. Both listeners go through the same accept path (header
+/// timeout, write-stall timeout, logging, shutdown).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let connections = GracefulShutdown::new();
-    accept_until(&listener, &state, &connections, shutdown).await;
+    accept_until(&listeners, &state, &connections, shutdown).await;
 
     state.drain.start();
     tracing::info!("shutting down: draining requests in flight for up to {grace:?}");
@@ -155,17 +179,26 @@ pub async fn serve(
         }
     };
     // Keep answering (503 and /readyz) while the requests in flight finish.
-    accept_until(&listener, &state, &connections, drained).await;
-    drop(listener);
+    accept_until(&listeners, &state, &connections, drained).await;
+    drop(listeners);
     // Idle keep-alive connections close now; the rest are dropped with the runtime.
     let _ = tokio::time::timeout(Duration::from_millis(100), connections.shutdown()).await;
     tracing::info!("shut down");
     Ok(())
 }
 
-/// Accepts connections and serves them until `until` resolves.
+/// The next connection on `listener`, or never if there is none.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts connections on every listener and serves them until `until`
+/// resolves.
 async fn accept_until(
-    listener: &TcpListener,
+    listeners: &Listeners,
     state: &Arc<AppState>,
     connections: &GracefulShutdown,
     until: impl Future<Output = ()>,
@@ -176,17 +209,19 @@ async fn accept_until(
         .max_header_size(MAX_HEAD_SIZE);
     tokio::pin!(until);
     loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, don't spin.
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, surface) = tokio::select! {
+            accepted = listeners.public.accept() => (accepted, Surface::Public),
+            accepted = accept(listeners.metrics.as_ref()) => (accepted, Surface::Metrics),
             () = &mut until => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, don't spin.
+                tracing::warn!("accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let Ok(local) = stream.local_addr() else {
@@ -196,7 +231,7 @@ async fn accept_until(
         let state = state.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let request = request.map(|body| body.boxed_unsync());
-            let response = handler::handle(state.clone(), request, connection);
+            let response = dispatch::handle(state.clone(), request, connection, surface);
             async move { Ok::<_, Infallible>(response.await) }
         });
         let mut stream = TimeoutStream::new(stream);
@@ -208,26 +243,5 @@ async fn accept_until(
                 tracing::debug!("connection from {remote} ended with an error: {error}");
             }
         });
-    }
-}
-
-/// Serves `GET /metrics` alone on `listener`, for a metrics address apart
-/// from the public one. Runs until the process ends.
-pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let state = state.clone();
-        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let response = if request.uri().path() == "/metrics" {
-                handler::metrics_response(&state)
-            } else {
-                error::plain_text(http::StatusCode::NOT_FOUND, "not found\n")
-            };
-            async move { Ok::<_, Infallible>(response) }
-        });
-        tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
     }
 }

@@ -6,7 +6,6 @@
 //! its first bytes reach the client while it runs. A failure before the head
 //! is sent is an error status; after it, the body is cut short.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,12 +13,15 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::ResponseBody;
 use super::error::{HttpError, full_body};
-use super::guest_run::{Event, GuestBody, GuestRun};
+use super::guest::failure_status;
+use super::{BoxError, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::response::{CgiResponse, MAX_HEADER_BLOCK, find_header_end, parse_header_block};
-use crate::runtime::Exit;
+use crate::runtime::{Data, Exit, GuestRun, OutputReceiver};
+
+/// A command's stdout, as it is read.
+type Stdout = GuestRun<OutputReceiver>;
 
 /// How long to keep gathering output after the first bytes before streaming:
 /// long enough that a quick module's whole output goes out in one complete
@@ -43,14 +45,10 @@ pub struct ResponsePlan {
     pub mode: Mode,
     /// A HEAD request: the module runs to the end, its body is discarded.
     pub head_only: bool,
-    /// `max-output`, in bytes of body.
-    pub max_output: u64,
-    /// For the log lines of a cut response.
-    pub request_id: Arc<str>,
 }
 
 /// Turns `run`'s output into the reply.
-pub async fn respond(mut run: GuestRun, plan: ResponsePlan) -> Result<Reply, HttpError> {
+pub async fn respond(mut run: Stdout, plan: ResponsePlan) -> Result<Reply, HttpError> {
     let mut output = BytesMut::new();
     let (status, headers) = match plan.mode {
         Mode::Simple => {
@@ -78,20 +76,20 @@ pub async fn respond(mut run: GuestRun, plan: ResponsePlan) -> Result<Reply, Htt
         let len = drain(&mut run, output.len()).await?;
         response
             .headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(len as u64));
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
         return Ok(Reply::Response(response));
     }
 
-    let finished =
-        tokio::time::timeout(LINGER, gather(&mut run, &mut output, plan.max_output)).await;
+    let max_output = run.max_output();
+    let finished = tokio::time::timeout(LINGER, gather(&mut run, &mut output, max_output)).await;
     match finished {
-        Ok(Some(exit)) if output.len() as u64 <= plan.max_output => {
+        Ok(Some(exit)) if output.len() as u64 <= max_output => {
             check(&exit)?;
             *response.body_mut() = full_body(output.freeze());
         }
         _ => {
-            let body = GuestBody::new(run, output.freeze(), plan.max_output, plan.request_id);
-            *response.body_mut() = body.boxed_unsync();
+            let body = run.into_body(output.freeze());
+            *response.body_mut() = body.map_err(BoxError::from).boxed_unsync();
         }
     }
     Ok(Reply::Response(response))
@@ -99,19 +97,19 @@ pub async fn respond(mut run: GuestRun, plan: ResponsePlan) -> Result<Reply, Htt
 
 /// Waits for the first bytes of output into `output`; `Some` if the guest
 /// ended before writing any.
-async fn first_output(run: &mut GuestRun, output: &mut BytesMut) -> Option<Option<Exit>> {
-    match run.next().await {
-        Event::Chunk(chunk) => {
+async fn first_output(run: &mut Stdout, output: &mut BytesMut) -> Option<Exit> {
+    match run.next_data().await {
+        Data::Bytes(chunk) => {
             output.extend_from_slice(&chunk);
             None
         }
-        Event::Done(exit) => Some(exit),
+        Data::Ended(exit) => Some(exit),
     }
 }
 
 /// Reads until the CGI header block is complete and parses it; `output` is
 /// left holding the body bytes after it.
-async fn header_block(run: &mut GuestRun, output: &mut BytesMut) -> Result<CgiResponse, HttpError> {
+async fn header_block(run: &mut Stdout, output: &mut BytesMut) -> Result<CgiResponse, HttpError> {
     loop {
         if let Some(exit) = first_output(run, output).await {
             check(&exit)?;
@@ -137,15 +135,11 @@ async fn header_block(run: &mut GuestRun, output: &mut BytesMut) -> Result<CgiRe
 
 /// Gathers output until the guest ends (`Some`), or until `GATHER_LIMIT` or
 /// `max_output` bytes are buffered (`None`: stream the rest).
-async fn gather(
-    run: &mut GuestRun,
-    output: &mut BytesMut,
-    max_output: u64,
-) -> Option<Option<Exit>> {
+async fn gather(run: &mut Stdout, output: &mut BytesMut, max_output: u64) -> Option<Exit> {
     while output.len() < GATHER_LIMIT && output.len() as u64 <= max_output {
-        match run.next().await {
-            Event::Chunk(chunk) => output.extend_from_slice(&chunk),
-            Event::Done(exit) => return Some(exit),
+        match run.next_data().await {
+            Data::Bytes(chunk) => output.extend_from_slice(&chunk),
+            Data::Ended(exit) => return Some(exit),
         }
     }
     None
@@ -153,23 +147,13 @@ async fn gather(
 
 /// Runs the guest to its end, counting and discarding its output; the body
 /// length, or the error its ending calls for.
-async fn drain(run: &mut GuestRun, mut len: usize) -> Result<usize, HttpError> {
-    loop {
-        match run.next().await {
-            Event::Chunk(chunk) => len += chunk.len(),
-            Event::Done(exit) => {
-                check(&exit)?;
-                return Ok(len);
-            }
-        }
-    }
+async fn drain(run: &mut Stdout, len: usize) -> Result<u64, HttpError> {
+    let (rest, exit) = run.drain().await;
+    check(&exit)?;
+    Ok(len as u64 + rest)
 }
 
 /// The error status for a guest that ended before its response was sent.
-fn check(exit: &Option<Exit>) -> Result<(), HttpError> {
-    match exit {
-        Some(exit) if exit.is_success() => Ok(()),
-        Some(Exit::TimedOut) => Err(HttpError::GatewayTimeout),
-        _ => Err(HttpError::ModuleFailed),
-    }
+fn check(exit: &Exit) -> Result<(), HttpError> {
+    failure_status(exit).map_or(Ok(()), Err)
 }

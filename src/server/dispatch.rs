@@ -1,5 +1,6 @@
-//! The request handler: assigns the request id, routes the request (health,
-//! metrics, configured routes, `/cgi-bin/wasm-run.cgi/…`, static files),
+//! The dispatcher: assigns the request id, routes the request (health,
+//! metrics, configured routes, `/cgi-bin/wasm-run.cgi/…`, static files) to
+//! what answers it (a command through CGI, a wasi:http handler, a file),
 //! follows internal redirects, and hands the response to the access log.
 
 use std::sync::Arc;
@@ -10,10 +11,14 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::access_log::{AnsweredBy, LoggedBody, RequestRecord};
+use super::endpoint::{Endpoint, Next};
 use super::error::{HttpError, full_body, plain_text};
-use super::execute::{Endpoint, Next, execute};
 use super::request_id::{REQUEST_ID, request_id};
-use super::{AppState, Connection, RequestBody, ResponseBody, cgi_bin, metrics, static_files};
+use super::{
+    AppState, Connection, RequestBody, ResponseBody, Surface, cgi_bin, cgi_run, handler_run,
+    metrics, static_files,
+};
+use crate::runtime::ProgramKind;
 
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
 pub const MAX_REDIRECTS: usize = 5;
@@ -28,25 +33,33 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Answers one request. Never fails: every error is a response.
+/// Answers one request that came in on `surface`. Never fails: every error
+/// is a response.
 pub async fn handle(
     state: Arc<AppState>,
     request: Request<RequestBody>,
     connection: Connection,
+    surface: Surface,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let probe = is_probe(&path);
+    let probe = surface == Surface::Metrics || is_probe(&path);
     let in_flight = (!probe).then(|| state.drain.enter());
     let draining = state.drain.is_draining();
 
     let mut answered_by = None;
-    let result = if draining && !probe {
-        Err(HttpError::ShuttingDown)
-    } else {
-        follow_redirects(&state, request, &connection, &request_id, &mut answered_by).await
+    let result = match surface {
+        Surface::Metrics if path == "/metrics" => Ok(metrics_response(&state)),
+        Surface::Metrics => Err(HttpError::NotFound),
+        Surface::Public if draining && !probe => {
+            state.metrics.refused_shutting_down();
+            Err(HttpError::ShuttingDown)
+        }
+        Surface::Public => {
+            follow_redirects(&state, request, &connection, &request_id, &mut answered_by).await
+        }
     };
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -134,7 +147,7 @@ async fn dispatch(
             mode: found.route.config.mode.or(entry.mode).unwrap_or(state.mode),
             route: Some(found.route),
         };
-        return execute(state, request, connection, endpoint, request_id).await;
+        return run(state, request, connection, endpoint, request_id).await;
     }
     let Some(target) = cgi_bin::parse(request.uri().path()) else {
         return static_files::serve(state, request)
@@ -157,14 +170,33 @@ async fn dispatch(
         mode: entry.mode.unwrap_or(state.mode),
         route: None,
     };
-    execute(state, request, connection, endpoint, request_id).await
+    run(state, request, connection, endpoint, request_id).await
+}
+
+/// Runs `endpoint` for `request`: a wasi:http handler answers it itself, a
+/// command (module or component) through CGI.
+async fn run(
+    state: &AppState,
+    request: Request<RequestBody>,
+    connection: &Connection,
+    endpoint: Endpoint<'_>,
+    request_id: &Arc<str>,
+) -> Result<Next, HttpError> {
+    match endpoint.program.kind() {
+        ProgramKind::Proxy => handler_run::serve(state, request, connection, endpoint, request_id)
+            .await
+            .map(Next::Response),
+        ProgramKind::Module | ProgramKind::Command => {
+            cgi_run::serve(state, request, connection, endpoint, request_id).await
+        }
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-pub fn metrics_response(state: &AppState) -> Response<ResponseBody> {
+fn metrics_response(state: &AppState) -> Response<ResponseBody> {
     let text = state
         .metrics
-        .render(state.admission.queued(), state.runtime.compilations());
+        .render(state.admission.queued(), state.sandbox.compilations());
     let mut response = Response::new(full_body(text));
     response.headers_mut().insert(
         CONTENT_TYPE,

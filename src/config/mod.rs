@@ -16,8 +16,11 @@ use toml::Spanned;
 use crate::cgi::Mode;
 use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
-use crate::routes::RoutePath;
 use crate::runtime::{AllowedHosts, DirGrant};
+
+mod route_path;
+
+pub use route_path::RoutePath;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]

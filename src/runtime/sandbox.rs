@@ -1,4 +1,4 @@
-//! The process-wide runtime: one Wasmtime engine tuned for many short-lived
+//! The sandbox: one Wasmtime engine tuned for many short-lived
 //! instances, the linkers (WASI preview 1 for modules; preview 2 and
 //! wasi:http for components), the compile cache and the epoch ticker. Built
 //! once at start-up.
@@ -23,7 +23,7 @@ use super::slices::LongLane;
 
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Debug, Clone)]
-pub struct RuntimeOptions {
+pub struct SandboxOptions {
     /// Compile fuel metering into every module. Only on when some route has a
     /// fuel budget: metered code runs slower.
     pub fuel_metering: bool,
@@ -36,12 +36,12 @@ pub struct RuntimeOptions {
     pub cache: ModuleCache,
 }
 
-impl Default for RuntimeOptions {
+impl Default for SandboxOptions {
     fn default() -> Self {
         Self {
             fuel_metering: false,
             max_instances: None,
-            max_memory: crate::limits::Limits::default().max_memory.0,
+            max_memory: super::limits::RunLimits::default().max_memory,
             cache: ModuleCache::in_memory(),
         }
     }
@@ -49,19 +49,19 @@ impl Default for RuntimeOptions {
 
 /// The engine, the linkers, the cache and the epoch ticker. Cheap to clone.
 #[derive(Clone)]
-pub struct Runtime {
+pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<Host>>,
     component_linker: Arc<ComponentLinker<ComponentHost>>,
-    options: Arc<RuntimeOptions>,
+    options: Arc<SandboxOptions>,
     compilations: Arc<AtomicU64>,
     lane: LongLane,
     _ticker: Arc<EpochTicker>,
 }
 
-impl Runtime {
+impl Sandbox {
     /// Builds the engine and the linkers.
-    pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
+    pub fn new(options: SandboxOptions) -> anyhow::Result<Self> {
         let engine = build_engine(&options)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
@@ -207,7 +207,7 @@ const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// The engine: epoch interruption for deadlines and yields, fuel only when
 /// asked, and the pooling allocator (slots reserved up front, copy-on-write
 /// memory images) when the address space allows, else on-demand allocation.
-fn build_engine(options: &RuntimeOptions) -> anyhow::Result<Engine> {
+fn build_engine(options: &SandboxOptions) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.consume_fuel(options.fuel_metering);
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn components_that_cannot_fit_a_slot_are_refused_at_load() {
-        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let runtime = Sandbox::new(SandboxOptions::default()).unwrap();
         let error = runtime
             .load("wide.wasm", &component_with_memories(3))
             .err()

@@ -52,11 +52,6 @@ impl Admission {
         }
     }
 
-    /// Instances running now.
-    pub fn in_flight(&self, max_concurrency: usize) -> usize {
-        max_concurrency - self.slots.available_permits()
-    }
-
     /// Requests waiting for a slot now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)

@@ -1,0 +1,116 @@
+//! Where the programs come from, for every command that serves or checks
+//! them: the config file, the modules folder (or the built-in examples),
+//! and the compile cache. `serve` and `check` flatten the same flags and
+//! resolve them the same way.
+
+use std::path::{Path, PathBuf};
+
+use super::cache::CacheFlags;
+use crate::config::{Config, ConfigErrors, RouteConfig};
+use crate::limits::Limits;
+use crate::modules::{LoadFailure, LoadOptions, ModuleRegistry};
+use crate::runtime::Sandbox;
+
+/// The config file, the modules folder and the compile cache.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SourceFlags {
+    /// TOML config file: listen, modules, www, mode, [limits] and [[route]]
+    /// tables [default: none]
+    #[arg(long, env = "WASM_CGI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder of .wasm modules [default: $INSTALL_DIR/www/cgi-bin/modules,
+    /// else ./modules if it exists, else the built-in examples]
+    #[arg(long, env = "WASM_DIR", value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Compile cache and precompiled modules.
+    #[command(flatten)]
+    pub cache: CacheFlags,
+}
+
+/// Where the modules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Every `.wasm` in this folder.
+    Folder(PathBuf),
+    /// The examples built into the binary.
+    Examples,
+}
+
+impl std::fmt::Display for ModuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleSource::Folder(dir) => write!(f, "{}", dir.display()),
+            ModuleSource::Examples => f.write_str("built-in examples"),
+        }
+    }
+}
+
+impl SourceFlags {
+    /// The config file, checked; an empty config without `--config`.
+    pub fn config(&self) -> Result<Config, ConfigErrors> {
+        match &self.config {
+            Some(file) => Config::load(file),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Where the modules come from: the flag (or `WASM_DIR`), else
+    /// `$INSTALL_DIR/www/cgi-bin/modules`, else the config file's
+    /// `modules`, else `./modules` if it exists, else the built-in examples.
+    /// `env` reads `INSTALL_DIR`; `cwd` is where `./modules` is looked for.
+    pub fn module_source(
+        &self,
+        config: &Config,
+        env: &impl Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> anyhow::Result<ModuleSource> {
+        let folder = self
+            .modules
+            .clone()
+            .or_else(|| install_dir(env).map(|dir| dir.join("www/cgi-bin/modules")))
+            .or_else(|| config.modules.clone())
+            .or_else(|| Some(cwd.join("modules")).filter(|dir| dir.is_dir()));
+        match folder {
+            Some(dir) => {
+                anyhow::ensure!(
+                    dir.is_dir(),
+                    "the modules folder {} does not exist",
+                    dir.display()
+                );
+                Ok(ModuleSource::Folder(dir))
+            }
+            None => Ok(ModuleSource::Examples),
+        }
+    }
+
+    /// Which files are modules, as these flags say.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            allow_precompiled: self.cache.allow_precompiled,
+        }
+    }
+}
+
+/// Loads the modules of `source`; the files that failed, with why.
+pub async fn load_modules(
+    sandbox: &Sandbox,
+    source: &ModuleSource,
+    options: LoadOptions,
+) -> anyhow::Result<(ModuleRegistry, Vec<LoadFailure>)> {
+    match source {
+        ModuleSource::Folder(dir) => ModuleRegistry::load_folder(sandbox, dir, options).await,
+        ModuleSource::Examples => Ok((ModuleRegistry::examples(sandbox)?, Vec::new())),
+    }
+}
+
+/// `INSTALL_DIR`, when set and not empty.
+pub fn install_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("INSTALL_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Whether any limit asks for fuel, so the engine must meter it.
+pub fn needs_fuel(limits: &Limits, routes: &[RouteConfig]) -> bool {
+    limits.fuel.is_some() || routes.iter().any(|route| route.limits.fuel.is_some())
+}

@@ -1,0 +1,95 @@
+//! Runs a command (a WASI module or a `wasi:cli/command` component) for one
+//! request through CGI: reads the body within `max-body`, builds the CGI
+//! environment and argv, waits for an instance slot, starts the guest, and
+//! hands its stdout to [`cgi_response`](super::cgi_response).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Empty};
+
+use super::cgi_response::{Reply, ResponsePlan, respond};
+use super::endpoint::{Endpoint, Next};
+use super::error::HttpError;
+use super::guest::{Supervisor, stderr_log};
+use super::request_body::read_whole;
+use super::{AppState, Connection, RequestBody};
+use crate::cgi::request::{CgiRequest, search_words};
+use crate::runtime::{Input, Output};
+
+/// Runs the command `endpoint` for `request`.
+pub async fn serve(
+    state: &AppState,
+    request: Request<RequestBody>,
+    connection: &Connection,
+    endpoint: Endpoint<'_>,
+    request_id: &Arc<str>,
+) -> Result<Next, HttpError> {
+    let (parts, body) = request.into_parts();
+    let route = endpoint.route;
+    let limits = endpoint.limits(state);
+    let body = read_whole(body, &parts.headers, limits.max_body.0).await?;
+
+    let cgi = CgiRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        version: parts.version,
+        headers: &parts.headers,
+        remote_addr: connection.remote,
+        local_addr: connection.local,
+        script_name: &endpoint.script_name,
+        path_info: &endpoint.path_info,
+        body_len: body.as_ref().map(Bytes::len),
+        pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
+    };
+    let plan = ResponsePlan {
+        mode: endpoint.mode,
+        head_only: parts.method == Method::HEAD,
+    };
+    let mut invocation = endpoint.invocation(limits);
+    invocation
+        .args
+        .extend(search_words(parts.uri.query().unwrap_or("")));
+    let meta = cgi.meta_variables();
+    // Route variables first; a meta-variable of the same name replaces one.
+    invocation
+        .env
+        .retain(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name));
+    invocation.env.extend(meta);
+    invocation.stdin = Input::Bytes(body.unwrap_or_default());
+
+    let program = &endpoint.program;
+    let permit = endpoint.acquire_slot(state).await?;
+    let supervisor = Supervisor::new(state, program.name(), request_id, permit);
+    let stderr = Output::Log(stderr_log(program.name(), request_id));
+    let run = program
+        .stream(invocation, stderr)
+        .map_err(|error| Supervisor::start_failed(program.name(), request_id, &error))?
+        .on_end(supervisor.on_end());
+    match respond(run, plan).await? {
+        Reply::Response(response) => Ok(Next::Response(response)),
+        Reply::Redirect(target) => redirected(&parts, &target).map(Next::Redirect),
+    }
+}
+
+/// The request an internal redirect to `target` makes: a GET without a body,
+/// with the original request's other headers (RFC 3875 6.2.2).
+fn redirected(
+    original: &http::request::Parts,
+    target: &str,
+) -> Result<Request<RequestBody>, HttpError> {
+    let uri: Uri = target.parse().map_err(|_| {
+        HttpError::BadGateway("the Location path is not a valid URI path".to_owned())
+    })?;
+    let mut request = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = uri;
+    *request.version_mut() = original.version;
+    *request.headers_mut() = original.headers.clone();
+    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+        request.headers_mut().remove(name);
+    }
+    Ok(request)
+}
