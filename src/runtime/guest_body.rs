@@ -51,6 +51,19 @@ struct Failing {
 
 type PollFrame = Poll<Option<Result<Frame<Bytes>, BodyError>>>;
 
+impl<O> fmt::Debug for GuestBody<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestBody")
+            .field("run", &self.run)
+            .field("remaining", &self.remaining)
+            .field(
+                "failing",
+                &self.failing.as_ref().map(|failing| &failing.why),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 impl<O> GuestBody<O>
 where
     O: Body<Data = Bytes> + Unpin,
@@ -164,5 +177,255 @@ where
             (Some(run), None) => run.output_size_hint(),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use http::HeaderMap;
+    use http_body_util::BodyExt;
+    use wasmtime_wasi::p2::{OutputStream as _, Pollable as _};
+
+    use super::*;
+    use crate::runtime::fake::{self, CountingWaker, Flag};
+    use crate::runtime::invocation::{Exit, Outcome};
+    use crate::runtime::output::output_channel;
+
+    /// Polls `body` once with a waker that counts wake-ups.
+    fn poll<O>(body: &mut GuestBody<O>, waker: &std::task::Waker) -> PollFrame
+    where
+        O: Body<Data = Bytes> + Unpin,
+        O::Error: fmt::Display,
+    {
+        Pin::new(body).poll_frame(&mut Context::from_waker(waker))
+    }
+
+    fn data(poll: PollFrame) -> Bytes {
+        match poll {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().expect("a data frame"),
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    /// Records the outcomes `on_end` is called with.
+    fn ends() -> (
+        Arc<Mutex<Vec<Exit>>>,
+        impl FnOnce(&Outcome) + Send + 'static,
+    ) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        (seen, move |outcome: &Outcome| {
+            record.lock().unwrap().push(outcome.exit.clone())
+        })
+    }
+
+    /// A body over a fake output fed by hand and a guest that ends with
+    /// `exit` once `release` fires (or never, if it is dropped).
+    fn handler_like(
+        alive: &Flag,
+        exit: Exit,
+        max_output: u64,
+    ) -> (
+        tokio::sync::mpsc::UnboundedSender<fake::FakeFrame>,
+        tokio::sync::oneshot::Sender<()>,
+        GuestRun<fake::FakeOutput>,
+    ) {
+        let (frames, output) = fake::output();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let instance = fake::guest(
+            alive,
+            async move {
+                let _ = released.await;
+            },
+            exit,
+        );
+        (frames, release, GuestRun::new(instance, output, max_output))
+    }
+
+    #[tokio::test]
+    async fn output_streams_and_the_body_ends_when_the_guest_succeeds() {
+        let alive = Flag::default();
+        let (frames, release, run) = handler_like(&alive, Exit::Code(0), 1 << 20);
+        let (seen, on_end) = ends();
+        let mut body = run.on_end(on_end).into_body(Bytes::from_static(b"head:"));
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .unwrap();
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"b"))))
+            .unwrap();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", "2".parse().unwrap());
+        frames.send(Ok(Frame::trailers(trailers))).unwrap();
+        release.send(()).unwrap();
+        drop(frames);
+        let collected = (&mut body).collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-sum"], "2");
+        assert_eq!(collected.to_bytes(), "head:ab");
+        assert!(body.is_end_stream());
+        assert_eq!(*seen.lock().unwrap(), [Exit::Code(0)]);
+        assert!(!alive.is_up());
+    }
+
+    #[test]
+    fn output_past_max_output_is_cut_then_fails_and_the_guest_is_stopped() {
+        let alive = Flag::default();
+        let (frames, _release, run) = handler_like(&alive, Exit::Code(0), 5);
+        let (seen, on_end) = ends();
+        let mut body = run.on_end(on_end).into_body(Bytes::from_static(b"abc"));
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"defg"))))
+            .unwrap();
+        let (waker, wakes) = CountingWaker::new();
+        assert_eq!(data(poll(&mut body, &waker)), "abc");
+        assert_eq!(data(poll(&mut body, &waker)), "de", "the part that fits");
+        assert!(!alive.is_up(), "the guest is stopped at the cut");
+        assert!(poll(&mut body, &waker).is_pending(), "one turn to flush");
+        assert_eq!(wakes.count(), 1, "and woken at once");
+        match poll(&mut body, &waker) {
+            Poll::Ready(Some(Err(error))) => assert!(error.0.contains("max-output"), "{error}"),
+            other => panic!("expected the error, got {other:?}"),
+        }
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a stopped guest has no end"
+        );
+    }
+
+    #[test]
+    fn output_exactly_at_max_output_is_not_cut() {
+        let alive = Flag::default();
+        let (frames, release, run) = handler_like(&alive, Exit::Code(0), 4);
+        let mut body = run.into_body(Bytes::new());
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"abcd"))))
+            .unwrap();
+        release.send(()).unwrap();
+        drop(frames);
+        let (waker, _) = CountingWaker::new();
+        assert_eq!(data(poll(&mut body, &waker)), "abcd");
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_trap_after_the_head_fails_the_body_after_one_flush_turn() {
+        let alive = Flag::default();
+        let (frames, release, run) = handler_like(&alive, Exit::Trap("boom".into()), 1 << 20);
+        let (seen, on_end) = ends();
+        let mut body = run.on_end(on_end).into_body(Bytes::new());
+        let (waker, wakes) = CountingWaker::new();
+        assert!(poll(&mut body, &waker).is_pending(), "nothing written yet");
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"hi"))))
+            .unwrap();
+        assert_eq!(data(poll(&mut body, &waker)), "hi");
+        release.send(()).unwrap();
+        drop(frames);
+        let before = wakes.count();
+        assert!(
+            poll(&mut body, &waker).is_pending(),
+            "hyper gets a turn first"
+        );
+        assert_eq!(wakes.count(), before + 1);
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(Some(Err(_)))));
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+        assert_eq!(*seen.lock().unwrap(), [Exit::Trap("boom".into())]);
+    }
+
+    #[test]
+    fn a_failing_output_fails_the_body() {
+        let alive = Flag::default();
+        let (frames, _release, run) = handler_like(&alive, Exit::Code(0), 1 << 20);
+        let mut body = run.into_body(Bytes::new());
+        frames.send(Err("connection-terminated".into())).unwrap();
+        let (waker, _) = CountingWaker::new();
+        assert!(poll(&mut body, &waker).is_pending());
+        match poll(&mut body, &waker) {
+            Poll::Ready(Some(Err(error))) => {
+                assert!(error.0.contains("connection-terminated"), "{error}")
+            }
+            other => panic!("expected the error, got {other:?}"),
+        }
+        assert!(!alive.is_up(), "the guest is stopped");
+    }
+
+    #[test]
+    fn a_client_gone_stops_the_guest_and_releases_what_its_end_held() {
+        let alive = Flag::default();
+        let (_frames, _release, run) = handler_like(&alive, Exit::Code(0), 1 << 20);
+        let held = Flag::default();
+        let guard = held.raise();
+        let mut body = run
+            .on_end(move |_| drop(guard))
+            .into_body(Bytes::from_static(b"x"));
+        let (waker, _) = CountingWaker::new();
+        assert_eq!(data(poll(&mut body, &waker)), "x");
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(alive.is_up() && held.is_up());
+        drop(body);
+        assert!(!alive.is_up(), "the guest is stopped");
+        assert!(!held.is_up(), "its slot and gauges are released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_still_running_after_its_body_finishes_in_a_task_of_its_own() {
+        let alive = Flag::default();
+        let (frames, release, run) = handler_like(&alive, Exit::Code(0), 1 << 20);
+        let (seen, on_end) = ends();
+        let mut body = run.on_end(on_end).into_body(Bytes::new());
+        frames
+            .send(Ok(Frame::data(Bytes::from_static(b"done"))))
+            .unwrap();
+        drop(frames);
+        let collected = (&mut body).collect().await.unwrap().to_bytes();
+        assert_eq!(collected, "done");
+        assert!(alive.is_up(), "the work after the response goes on");
+        drop(body);
+        assert!(alive.is_up(), "also once the body is gone");
+        release.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!alive.is_up());
+        assert_eq!(*seen.lock().unwrap(), [Exit::Code(0)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_pauses_the_guest_instead_of_buffering() {
+        const CHUNKS: usize = 12;
+        let (mut stdout, receiver) = output_channel(2);
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let alive = Flag::default();
+        let counter = written.clone();
+        let instance = fake::guest(
+            &alive,
+            async move {
+                for i in 0..CHUNKS {
+                    // As WASI writes: wait until writable, then write.
+                    stdout.ready().await;
+                    assert!(stdout.check_write().unwrap() > 0);
+                    stdout.write(Bytes::from(format!("{i},"))).unwrap();
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            },
+            Exit::Code(0),
+        );
+        let mut body = GuestRun::new(instance, receiver, 1 << 20).into_body(Bytes::new());
+        let mut read = Vec::new();
+        while let Some(frame) = body.frame().await {
+            read.extend_from_slice(&frame.unwrap().into_data().unwrap());
+            let chunks_read = read.iter().filter(|&&b| b == b',').count();
+            let buffered = written.load(std::sync::atomic::Ordering::SeqCst) - chunks_read;
+            assert!(
+                buffered <= 2,
+                "{buffered} chunks buffered for a slow reader"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let expected: String = (0..CHUNKS).map(|i| format!("{i},")).collect();
+        assert_eq!(String::from_utf8(read).unwrap(), expected);
+        assert!(!alive.is_up());
     }
 }

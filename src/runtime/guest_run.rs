@@ -58,6 +58,26 @@ pub struct GuestRun<O> {
     max_output: u64,
 }
 
+impl<O> GuestRun<O> {
+    /// How the guest ended, once it has.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.instance {
+            Lifecycle::Running(_) => None,
+            Lifecycle::Ended(outcome) => Some(outcome),
+        }
+    }
+}
+
+impl<O> std::fmt::Debug for GuestRun<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestRun")
+            .field("outcome", &self.outcome())
+            .field("output_done", &self.output_done)
+            .field("max_output", &self.max_output)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<O> GuestRun<O>
 where
     O: Body<Data = Bytes> + Unpin,
@@ -94,14 +114,6 @@ where
             }
         };
         self
-    }
-
-    /// How the guest ended, once it has.
-    pub fn outcome(&self) -> Option<&Outcome> {
-        match &self.instance {
-            Lifecycle::Running(_) => None,
-            Lifecycle::Ended(outcome) => Some(outcome),
-        }
     }
 
     /// The body that streams the rest of the output after `prefix` (bytes

@@ -124,3 +124,101 @@ impl Waiting {
         Poll::Ready(Head::Ended(outcome, last))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+    use crate::runtime::fake::{self, Flag};
+
+    /// A response a fake handler sets: `text` as its body.
+    fn response(text: &'static str) -> HandlerResponse {
+        let body = Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok(http::Response::new(body))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_head_comes_while_the_handler_runs_and_its_body_drives_it_on() {
+        let alive = Flag::default();
+        let (set, response_rx) = oneshot::channel();
+        let instance = fake::guest(
+            &alive,
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let _ = set.send(response("hello"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            },
+            Exit::Code(0),
+        );
+        let (ended, seen) = oneshot::channel();
+        let call = HttpCall::new(response_rx, instance, 1 << 20)
+            .on_end(move |outcome| drop(ended.send(outcome.exit.clone())));
+        let reply = call.response().await.unwrap();
+        assert!(alive.is_up(), "the handler runs on after its head");
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello");
+        assert_eq!(seen.await.unwrap(), Exit::Code(0));
+    }
+
+    #[tokio::test]
+    async fn a_response_set_in_the_handlers_last_step_is_kept() {
+        let alive = Flag::default();
+        let (set, response_rx) = oneshot::channel();
+        let instance = fake::guest(
+            &alive,
+            async move {
+                let _ = set.send(response("last"));
+            },
+            Exit::Code(0),
+        );
+        let reply = HttpCall::new(response_rx, instance, 1 << 20)
+            .response()
+            .await
+            .unwrap();
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "last");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_ends_without_a_response_says_how_it_ended() {
+        for exit in [Exit::Code(0), Exit::TimedOut, Exit::Trap("boom".into())] {
+            let alive = Flag::default();
+            let (set, response_rx) = oneshot::channel::<HandlerResponse>();
+            let instance = fake::guest(&alive, async move { drop(set) }, exit.clone());
+            match HttpCall::new(response_rx, instance, 1 << 20)
+                .response()
+                .await
+            {
+                Err(HandlerFailure::NoResponse(ended)) => assert_eq!(ended, exit),
+                other => panic!("expected no response, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_code_answer_stops_the_handler() {
+        let alive = Flag::default();
+        let (set, response_rx) = oneshot::channel();
+        let instance = fake::guest(
+            &alive,
+            async move {
+                let _ = set.send(Err(ErrorCode::HttpRequestDenied));
+                std::future::pending::<()>().await;
+            },
+            Exit::Code(0),
+        );
+        match HttpCall::new(response_rx, instance, 1 << 20)
+            .response()
+            .await
+        {
+            Err(HandlerFailure::ErrorCode(ErrorCode::HttpRequestDenied)) => {}
+            other => panic!("expected the error code, got {other:?}"),
+        }
+        assert!(!alive.is_up(), "the handler is stopped");
+    }
+}

@@ -30,6 +30,8 @@
 mod cache;
 mod detect;
 mod epoch;
+#[cfg(test)]
+pub(crate) mod fake;
 mod guest_body;
 mod guest_run;
 mod host;

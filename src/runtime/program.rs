@@ -164,7 +164,9 @@ impl Program {
                 };
                 let mut store = self.store(host, &limits)?;
                 let pre = pre.clone();
-                let entry = invocation.entrypoint.unwrap_or_else(|| COMMAND_ENTRY.to_owned());
+                let entry = invocation
+                    .entrypoint
+                    .unwrap_or_else(|| COMMAND_ENTRY.to_owned());
                 Ok(Instance::new(meter.measure(limits, async move {
                     let result = call_module(&pre, &mut store, &entry).await;
                     (store, result)

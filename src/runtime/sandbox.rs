@@ -262,6 +262,37 @@ mod tests {
         wat::parse_str(format!("(component {parts})")).unwrap()
     }
 
+    #[tokio::test]
+    async fn a_fuel_budget_without_fuel_metering_is_an_error_not_ignored() {
+        let command = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        let limits = |fuel| super::super::RunLimits {
+            fuel,
+            ..Default::default()
+        };
+        let invocation = |fuel| super::super::Invocation {
+            limits: limits(fuel),
+            ..Default::default()
+        };
+        let unmetered = Sandbox::new(SandboxOptions::default()).unwrap();
+        let program = unmetered.load("spin.wasm", &command).unwrap();
+        let error = program
+            .run_captured(invocation(Some(1000)))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("fuel metering"), "{error:#}");
+        assert!(program.run_captured(invocation(None)).await.is_ok());
+
+        let metered = Sandbox::new(SandboxOptions {
+            fuel_metering: true,
+            ..SandboxOptions::default()
+        })
+        .unwrap();
+        let program = metered.load("spin.wasm", &command).unwrap();
+        let run = program.run_captured(invocation(Some(1000))).await.unwrap();
+        assert!(run.outcome.exit.is_success());
+        assert!(run.outcome.usage.fuel_consumed.is_some());
+    }
+
     #[test]
     fn components_that_cannot_fit_a_slot_are_refused_at_load() {
         let runtime = Sandbox::new(SandboxOptions::default()).unwrap();

@@ -40,6 +40,7 @@ pub enum Reply {
 }
 
 /// How the response must be sent.
+#[derive(Debug, Clone, Copy)]
 pub struct ResponsePlan {
     /// `simple` or `cgi`.
     pub mode: Mode,
@@ -156,4 +157,211 @@ async fn drain(run: &mut Stdout, len: usize) -> Result<u64, HttpError> {
 /// The error status for a guest that ended before its response was sent.
 fn check(exit: &Exit) -> Result<(), HttpError> {
     failure_status(exit).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body::Body as _;
+    use wasmtime_wasi::p2::{OutputStream as _, Pollable as _};
+
+    use super::*;
+    use crate::runtime::fake::{self, Flag};
+    use crate::runtime::output_channel;
+
+    /// What a fake module does, in order.
+    enum Step {
+        Write(&'static [u8]),
+        Sleep(Duration),
+    }
+    use Step::{Sleep, Write};
+
+    /// A module that follows `steps` through a real stdout channel, then
+    /// ends with `exit`.
+    fn module(alive: &Flag, steps: Vec<Step>, exit: Exit) -> Stdout {
+        let (mut stdout, receiver) = output_channel(4);
+        let instance = fake::guest(
+            alive,
+            async move {
+                for step in steps {
+                    match step {
+                        Write(bytes) => {
+                            stdout.ready().await;
+                            stdout.write(Bytes::from_static(bytes)).unwrap();
+                        }
+                        Sleep(duration) => tokio::time::sleep(duration).await,
+                    }
+                }
+            },
+            exit,
+        );
+        GuestRun::new(instance, receiver, 1 << 20)
+    }
+
+    const CGI: ResponsePlan = ResponsePlan {
+        mode: Mode::Cgi,
+        head_only: false,
+    };
+
+    async fn response(
+        run: Stdout,
+        plan: ResponsePlan,
+    ) -> Result<Response<ResponseBody>, HttpError> {
+        match respond(run, plan).await? {
+            Reply::Response(response) => Ok(response),
+            Reply::Redirect(target) => panic!("unexpected redirect to {target}"),
+        }
+    }
+
+    async fn body_text(response: Response<ResponseBody>) -> Result<String, BoxError> {
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_header_block_split_across_writes_is_parsed_and_a_quick_body_sent_whole() {
+        let alive = Flag::default();
+        let steps = vec![
+            Write(b"Content-Type: te"),
+            Write(b"xt/plain\r"),
+            Sleep(Duration::from_millis(50)),
+            Write(b"\nStatus: 201 Created\n"),
+            Write(b"\r\nbo"),
+            Write(b"dy"),
+        ];
+        let response = response(module(&alive, steps, Exit::Code(0)), CGI)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/plain");
+        assert_eq!(response.body().size_hint().exact(), Some(4), "sent whole");
+        assert_eq!(body_text(response).await.unwrap(), "body");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_header_block_with_no_end_is_refused_past_its_cap_and_the_module_stopped() {
+        let alive = Flag::default();
+        let line: &'static [u8] = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n";
+        let mut steps: Vec<Step> = (0..MAX_HEADER_BLOCK / line.len() + 2)
+            .map(|_| Write(line))
+            .collect();
+        steps.push(Sleep(Duration::from_secs(3600)));
+        let error = response(module(&alive, steps, Exit::Code(0)), CGI)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, HttpError::BadGateway(why) if why.contains("longer than")),
+            "{error:?}"
+        );
+        assert!(!alive.is_up(), "the module is stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ending_before_the_head_maps_to_its_status() {
+        let cases = [
+            (
+                vec![Write(b"Content-Type: text/plain\n")],
+                Exit::Code(0),
+                "ended before the empty line",
+            ),
+            (vec![], Exit::Code(0), "wrote nothing"),
+        ];
+        for (steps, exit, why) in cases {
+            let error = response(module(&Flag::default(), steps, exit), CGI)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, HttpError::BadGateway(text) if text.contains(why)),
+                "{error:?}"
+            );
+        }
+        let statuses = [
+            (Exit::Trap("boom".into()), HttpError::ModuleFailed),
+            (Exit::Code(3), HttpError::ModuleFailed),
+            (Exit::TimedOut, HttpError::GatewayTimeout),
+        ];
+        for (exit, expected) in statuses {
+            for mode in [Mode::Cgi, Mode::Simple] {
+                let plan = ResponsePlan {
+                    mode,
+                    head_only: false,
+                };
+                let run = module(&Flag::default(), vec![], exit.clone());
+                assert_eq!(response(run, plan).await.unwrap_err(), expected, "{exit}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_module_streams_its_first_bytes_before_it_ends() {
+        let alive = Flag::default();
+        let steps = vec![
+            Write(b"Content-Type: text/plain\n\nfirst,"),
+            Sleep(Duration::from_secs(10)),
+            Write(b"second"),
+        ];
+        let response = response(module(&alive, steps, Exit::Code(0)), CGI)
+            .await
+            .unwrap();
+        assert!(alive.is_up(), "the head is sent while the module runs");
+        assert_eq!(response.body().size_hint().exact(), None, "streamed");
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "first,");
+        assert!(alive.is_up());
+        let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second, "second");
+        assert!(body.frame().await.is_none());
+        assert!(!alive.is_up());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_after_the_head_cuts_the_body() {
+        let steps = vec![
+            Write(b"Content-Type: text/plain\n\npartial"),
+            Sleep(Duration::from_secs(1)),
+        ];
+        let run = module(&Flag::default(), steps, Exit::Trap("late".into()));
+        let response = response(run, CGI).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            body_text(response).await.is_err(),
+            "the body ends in an error"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn head_runs_the_module_to_its_end_and_counts_its_body() {
+        let steps = vec![
+            Write(b"Content-Type: text/plain\n\n12345"),
+            Sleep(Duration::from_secs(5)),
+            Write(b"678"),
+        ];
+        let plan = ResponsePlan {
+            mode: Mode::Cgi,
+            head_only: true,
+        };
+        let alive = Flag::default();
+        let response = response(module(&alive, steps, Exit::Code(0)), plan)
+            .await
+            .unwrap();
+        assert!(!alive.is_up(), "ran to its end");
+        assert_eq!(response.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(body_text(response).await.unwrap(), "");
+
+        let steps = vec![Write(b"Content-Type: text/plain\n\nx")];
+        let run = module(&Flag::default(), steps, Exit::TimedOut);
+        let error = respond(run, plan).await.err().unwrap();
+        assert_eq!(error, HttpError::GatewayTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_local_location_is_an_internal_redirect() {
+        let steps = vec![Write(b"Location: /other?x=1\n\n")];
+        match respond(module(&Flag::default(), steps, Exit::Code(0)), CGI).await {
+            Ok(Reply::Redirect(target)) => assert_eq!(target, "/other?x=1"),
+            _ => panic!("expected a redirect"),
+        }
+    }
 }

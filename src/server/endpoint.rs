@@ -49,7 +49,10 @@ impl Endpoint<'_> {
         };
         let config = &route.config;
         Invocation {
-            args: args.into_iter().chain(config.args.iter().cloned()).collect(),
+            args: args
+                .into_iter()
+                .chain(config.args.iter().cloned())
+                .collect(),
             env: config.env.clone(),
             dirs: config.dirs.clone(),
             entrypoint: config.entrypoint.clone(),

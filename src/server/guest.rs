@@ -108,3 +108,87 @@ impl Drop for RunningInstance {
         self.0.instances_add(-1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::admission::Admission;
+    use crate::cgi::Mode;
+    use crate::limits::Limits;
+    use crate::runtime::fake::outcome;
+    use crate::runtime::{Sandbox, SandboxOptions};
+
+    fn state() -> AppState {
+        let sandbox = Sandbox::new(SandboxOptions::default()).unwrap();
+        AppState::new(
+            sandbox,
+            Default::default(),
+            Default::default(),
+            None,
+            Mode::Simple,
+            Limits::default(),
+        )
+    }
+
+    fn rendered(state: &AppState) -> String {
+        state.metrics.render(0, 0)
+    }
+
+    #[tokio::test]
+    async fn the_slot_is_held_until_the_guest_ends_and_its_end_is_counted() {
+        let state = state();
+        let admission = Admission::new(1, Duration::from_millis(1));
+        let permit = admission.acquire().await.unwrap();
+        let supervisor = Supervisor::new(&state, &"slow.wasm".into(), &"id-1".into(), permit);
+        assert!(rendered(&state).contains("wasm_cgi_instances_in_flight 1"));
+        let on_end = supervisor.on_end();
+        assert!(admission.acquire().await.is_err(), "the slot is held");
+        let drained = tokio::time::timeout(Duration::from_millis(1), state.drain.idle());
+        assert!(drained.await.is_err(), "shutdown waits for the guest");
+
+        on_end(&outcome(Exit::TimedOut));
+        assert!(admission.acquire().await.is_ok(), "the slot is free again");
+        state.drain.idle().await;
+        let text = rendered(&state);
+        for expected in [
+            "wasm_cgi_instances_in_flight 0",
+            "wasm_cgi_timeouts_total 1",
+            "wasm_cgi_module_failures_total{module=\"slow.wasm\",kind=\"timeout\"} 1",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_guest_releases_everything_and_counts_no_end() {
+        let state = state();
+        let admission = Admission::new(1, Duration::from_millis(1));
+        let permit = admission.acquire().await.unwrap();
+        let on_end = Supervisor::new(&state, &"cut.wasm".into(), &"id-2".into(), permit).on_end();
+        drop(on_end);
+        assert!(admission.acquire().await.is_ok());
+        state.drain.idle().await;
+        let text = rendered(&state);
+        assert!(text.contains("wasm_cgi_instances_in_flight 0"), "{text}");
+        assert!(!text.contains("cut.wasm"), "{text}");
+    }
+
+    #[test]
+    fn only_a_timeout_and_other_failures_have_error_statuses() {
+        assert_eq!(failure_status(&Exit::Code(0)), None);
+        assert_eq!(
+            failure_status(&Exit::TimedOut),
+            Some(HttpError::GatewayTimeout)
+        );
+        for exit in [
+            Exit::Code(1),
+            Exit::Trap("x".into()),
+            Exit::OutOfFuel,
+            Exit::MemoryLimit { requested: 1 },
+        ] {
+            assert_eq!(failure_status(&exit), Some(HttpError::ModuleFailed));
+        }
+    }
+}

@@ -40,7 +40,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 
-
 use crate::admission::Admission;
 use crate::cgi::Mode;
 use crate::limits::Limits;
