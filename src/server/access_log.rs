@@ -12,9 +12,9 @@ use bytes::Bytes;
 use http::Method;
 use http_body::{Body, Frame, SizeHint};
 
+use super::bodies::{BoxError, ResponseBody};
 use super::drain::InFlight;
 use super::metrics::Metrics;
-use super::{BoxError, ResponseBody};
 
 /// The module that answered a request, and the configured route that led
 /// to it (`None`: the `/cgi-bin/wasm-run.cgi/` folder URL).

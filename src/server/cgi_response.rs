@@ -13,9 +13,9 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::error::{HttpError, full_body};
+use super::bodies::{BoxError, ResponseBody, full_body};
+use super::error::HttpError;
 use super::guest::failure_status;
-use super::{BoxError, ResponseBody};
 use crate::cgi::Mode;
 use crate::cgi::response::{CgiResponse, MAX_HEADER_BLOCK, find_header_end, parse_header_block};
 use crate::runtime::{Data, Exit, GuestRun, OutputReceiver};

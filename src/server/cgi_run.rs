@@ -10,12 +10,13 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Empty};
 
+use super::bodies::RequestBody;
 use super::cgi_response::{Reply, ResponsePlan, respond};
 use super::endpoint::{Endpoint, Next};
 use super::error::HttpError;
 use super::guest::{Supervisor, stderr_log};
 use super::request_body::read_whole;
-use super::{AppState, Connection, RequestBody};
+use super::state::{AppState, Connection};
 use crate::cgi::request::{CgiRequest, search_words};
 use crate::runtime::{Input, Output};
 

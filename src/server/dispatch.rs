@@ -11,14 +11,23 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::access_log::{AnsweredBy, LoggedBody, RequestRecord};
+use super::bodies::{RequestBody, ResponseBody, full_body};
 use super::endpoint::{Endpoint, Next};
-use super::error::{HttpError, full_body, plain_text};
+use super::error::{HttpError, plain_text};
 use super::request_id::{REQUEST_ID, request_id};
-use super::{
-    AppState, Connection, RequestBody, ResponseBody, Surface, cgi_bin, cgi_run, handler_run,
-    metrics, static_files,
-};
+use super::state::{AppState, Connection};
+use super::{cgi_bin, cgi_run, handler_run, metrics, static_files};
 use crate::runtime::ProgramKind;
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: modules, routes, static files, probes, and `/metrics`
+    /// unless it has a listener of its own.
+    Public,
+    /// `GET /metrics` alone, on an address apart from the public one.
+    Metrics,
+}
 
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
 pub const MAX_REDIRECTS: usize = 5;

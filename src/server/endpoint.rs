@@ -7,8 +7,9 @@ use std::sync::Arc;
 use http::{Request, Response};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::bodies::{RequestBody, ResponseBody};
 use super::error::HttpError;
-use super::{AppState, RequestBody, ResponseBody};
+use super::state::AppState;
 use crate::cgi::Mode;
 use crate::limits::Limits;
 use crate::routes::Route;

@@ -5,9 +5,8 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 
-use super::ResponseBody;
+use super::bodies::{ResponseBody, full_body};
 
 /// A request that ends in an error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,11 +124,4 @@ pub fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<Respon
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// A complete body from bytes.
-pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::AppState;
 use super::drain::InFlight;
 use super::error::HttpError;
 use super::metrics::Metrics;
+use super::state::AppState;
 use crate::runtime::{Exit, Outcome, StderrLog};
 
 /// Bytes of module stderr logged per request; the rest is dropped.

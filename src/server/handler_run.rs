@@ -11,12 +11,13 @@ use http::header::{HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use super::bodies::{BoxError, RequestBody, ResponseBody, full_body};
 use super::endpoint::Endpoint;
-use super::error::{HttpError, full_body};
+use super::error::HttpError;
 use super::guest::{Supervisor, failure_status, stderr_log};
 use super::request_body::{BodyFault, StreamedBody, has_body};
 use super::request_id::REQUEST_ID;
-use super::{AppState, BoxError, Connection, RequestBody, ResponseBody};
+use super::state::{AppState, Connection};
 use crate::runtime::{HandlerFailure, Output, Stdio};
 
 /// Runs the handler `endpoint` for `request`.

@@ -10,6 +10,7 @@
 //! handlers → the runtime's `GuestBody`, under one [`guest`] supervisor.
 
 mod access_log;
+mod bodies;
 mod cgi_bin;
 mod cgi_response;
 mod cgi_run;
@@ -22,17 +23,15 @@ mod handler_run;
 mod metrics;
 mod request_body;
 mod request_id;
+mod state;
 mod static_files;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,21 +39,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 
-use crate::admission::Admission;
-use crate::cgi::Mode;
-use crate::limits::Limits;
-use crate::modules::ModuleRegistry;
-use crate::routes::RouteTable;
-use crate::runtime::Sandbox;
-use drain::Drain;
-use metrics::Metrics;
+pub use state::{AppState, Connection};
 
-/// Errors inside bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// A request body: from the client, or empty for an internal redirect.
-pub type RequestBody = UnsyncBoxBody<Bytes, hyper::Error>;
-/// A response body: complete, a file, or streamed from a guest.
-pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+use dispatch::Surface;
 
 /// How long a client may take to send the request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,82 +55,6 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (request line plus headers) read from a client;
 /// larger heads get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
-
-/// Everything the handlers share, built once before the socket is bound.
-pub struct AppState {
-    /// The engine and linkers.
-    pub sandbox: Sandbox,
-    /// The modules served under `/cgi-bin/wasm-run.cgi/` and by routes.
-    pub modules: Arc<ModuleRegistry>,
-    /// The configured routes.
-    pub routes: RouteTable,
-    /// The static files folder, if any.
-    pub www: Option<PathBuf>,
-    /// The mode of modules that declare none.
-    pub mode: Mode,
-    /// The limits every request runs under.
-    pub limits: Limits,
-    /// Instance slots and the queue in front of them.
-    pub admission: Admission,
-    /// Requests in flight, for graceful shutdown.
-    pub drain: Arc<Drain>,
-    /// The Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Whether `/metrics` is served on the main address (not when it has a
-    /// listener of its own).
-    pub metrics_on_main: bool,
-}
-
-impl AppState {
-    /// Shared state for a server with these modules and settings.
-    pub fn new(
-        sandbox: Sandbox,
-        modules: ModuleRegistry,
-        routes: RouteTable,
-        www: Option<PathBuf>,
-        mode: Mode,
-        limits: Limits,
-    ) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        for name in modules.names() {
-            if let Some(entry) = modules.get(&name) {
-                metrics.module_loaded(&name, entry.load_time.as_secs_f64());
-            }
-        }
-        Self {
-            sandbox,
-            modules: Arc::new(modules),
-            routes,
-            www,
-            mode,
-            admission: Admission::new(limits.max_concurrency, limits.queue_timeout),
-            limits,
-            drain: Arc::default(),
-            metrics,
-            metrics_on_main: true,
-        }
-    }
-}
-
-/// The two ends of one client connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Connection {
-    /// The client's address (`REMOTE_ADDR`).
-    pub remote: SocketAddr,
-    /// The address the connection came in on (`SERVER_PORT`, and
-    /// `SERVER_NAME` when the request has no `Host`).
-    pub local: SocketAddr,
-}
-
-/// What a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// Everything: modules, routes, static files, probes, and `/metrics`
-    /// unless it has a listener of its own.
-    Public,
-    /// `GET /metrics` alone, on an address apart from the public one.
-    Metrics,
-}
 
 /// The sockets the server answers on.
 pub struct Listeners {

@@ -17,7 +17,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::Sleep;
 
-use super::RequestBody;
+use super::bodies::RequestBody;
 use super::error::HttpError;
 
 /// How long a client may take to send the whole body (CGI), or leave a

@@ -11,9 +11,10 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 
+use super::bodies::{BoxError, RequestBody, ResponseBody, full_body};
 use super::cgi_bin::CGI_PREFIX;
-use super::error::{HttpError, full_body};
-use super::{AppState, BoxError, RequestBody, ResponseBody};
+use super::error::HttpError;
+use super::state::AppState;
 
 /// Characters escaped in a path segment of a link.
 const SEGMENT: &AsciiSet = &CONTROLS

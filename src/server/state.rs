@@ -1,0 +1,81 @@
+//! The state every request shares, built once before the socket is bound,
+//! and the two ends of a client connection.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::drain::Drain;
+use super::metrics::Metrics;
+use crate::admission::Admission;
+use crate::cgi::Mode;
+use crate::limits::Limits;
+use crate::modules::ModuleRegistry;
+use crate::routes::RouteTable;
+use crate::runtime::Sandbox;
+
+/// Everything the handlers share, built once before the socket is bound.
+pub struct AppState {
+    /// The engine and linkers.
+    pub sandbox: Sandbox,
+    /// The modules served under `/cgi-bin/wasm-run.cgi/` and by routes.
+    pub modules: Arc<ModuleRegistry>,
+    /// The configured routes.
+    pub routes: RouteTable,
+    /// The static files folder, if any.
+    pub www: Option<PathBuf>,
+    /// The mode of modules that declare none.
+    pub mode: Mode,
+    /// The limits every request runs under.
+    pub limits: Limits,
+    /// Instance slots and the queue in front of them.
+    pub admission: Admission,
+    /// Requests in flight, for graceful shutdown.
+    pub drain: Arc<Drain>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether `/metrics` is served on the main address (not when it has a
+    /// listener of its own).
+    pub metrics_on_main: bool,
+}
+
+impl AppState {
+    /// Shared state for a server with these modules and settings.
+    pub fn new(
+        sandbox: Sandbox,
+        modules: ModuleRegistry,
+        routes: RouteTable,
+        www: Option<PathBuf>,
+        mode: Mode,
+        limits: Limits,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        for name in modules.names() {
+            if let Some(entry) = modules.get(&name) {
+                metrics.module_loaded(&name, entry.load_time.as_secs_f64());
+            }
+        }
+        Self {
+            sandbox,
+            modules: Arc::new(modules),
+            routes,
+            www,
+            mode,
+            admission: Admission::new(limits.max_concurrency, limits.queue_timeout),
+            limits,
+            drain: Arc::default(),
+            metrics,
+            metrics_on_main: true,
+        }
+    }
+}
+
+/// The two ends of one client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The client's address (`REMOTE_ADDR`).
+    pub remote: SocketAddr,
+    /// The address the connection came in on (`SERVER_PORT`, and
+    /// `SERVER_NAME` when the request has no `Host`).
+    pub local: SocketAddr,
+}
