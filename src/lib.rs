@@ -39,8 +39,7 @@ pub mod cgi;
 pub mod runtime;
 
 mod admission;
-#[doc(hidden)]
-pub mod cli;
+mod cli;
 mod config;
 mod examples;
 mod limits;
@@ -48,3 +47,12 @@ mod logging;
 mod modules;
 mod routes;
 mod server;
+
+/// The command line, for the `wasm-cgi` binary; not part of the library.
+#[doc(hidden)]
+pub use cli::Cli;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use wasm_cgi::cli::Cli;
+use wasm_cgi::Cli;
 
 /// Every request allocates and frees a few dozen small objects across worker
 /// threads (WASI context, store, CGI environment); mimalloc's per-thread
