@@ -43,7 +43,7 @@ MODULES_DIR = f"{INSTALL_DIR}/www/cgi-bin/modules"
 WWW_DIR = f"{INSTALL_DIR}/www"
 DEFAULT_SHUTDOWN_GRACE = 30.0  # seconds, wasm-cgi's --shutdown-grace default
 
-# The config file's schema (src/config.rs, src/limits.rs): every table's
+# The config file's schema (src/config/mod.rs, src/limits.rs): every table's
 # known keys. Anything else makes `wasm-cgi serve` refuse to start.
 TOP_KEYS = {"listen", "modules", "www", "mode", "limits", "route"}
 LIMIT_KEYS = {

@@ -43,6 +43,21 @@ pub enum HandlerFailure {
     NoResponse(Exit),
 }
 
+impl std::fmt::Display for HandlerFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandlerFailure::ErrorCode(code) => {
+                write!(f, "the handler answered with an error code: {code:?}")
+            }
+            HandlerFailure::NoResponse(exit) => {
+                write!(f, "the handler {exit} without sending a response")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HandlerFailure {}
+
 impl HttpCall {
     pub(crate) fn new(
         response: oneshot::Receiver<HandlerResponse>,

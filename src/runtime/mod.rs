@@ -13,12 +13,13 @@
 //! - [`Invocation`] is what a run sees, [`RunLimits`] what it may use, and
 //!   [`Outcome`] how it ended and what it used.
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! ```
+//! # #[tokio::main] async fn main() -> anyhow::Result<()> {
 //! use wasm_cgi::runtime::{Invocation, Sandbox, SandboxOptions};
 //!
+//! # let hello_wasm = concat!(env!("WASM_CGI_EXAMPLES_DIR"), "/hello.wasm");
 //! let sandbox = Sandbox::new(SandboxOptions::default())?;
-//! let program = sandbox.load("hello.wasm", &std::fs::read("hello.wasm")?)?;
+//! let program = sandbox.load("hello.wasm", &std::fs::read(hello_wasm)?)?;
 //! let invocation = Invocation { args: vec!["hello.wasm".into()], ..Default::default() };
 //! let run = program.run_captured(invocation).await?;
 //! assert!(run.outcome.exit.is_success());
@@ -26,6 +27,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The README's "Library" section serves a wasi:http handler the same way.
 
 mod cache;
 mod detect;
