@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Server, assert_samples, client, get_status, post_text, read_to_end, sample, twins,
+    HANDLER, Server, assert_samples, client, get_status, post_text, read_to_end, sample, twins,
 };
 
 async fn metrics(url: &str) -> String {
@@ -167,6 +167,30 @@ async fn metrics_count_requests_failures_and_compile_times() {
         compiled,
         sample(&before, "wasm_cgi_compilations").unwrap(),
         "no compilation on the request path"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_causes_not_status_codes() {
+    // A handler answering 503 or 504 itself was neither refused for want
+    // of a slot nor stopped at its timeout.
+    let server = Server::start_with(&[HANDLER], &[]);
+    for code in [503, 504] {
+        let url = server.cgi(&format!("handler.wasm/status/{code}"));
+        assert_eq!(get_status(&url).await, code);
+    }
+    let text = metrics(&server.url("/metrics")).await;
+    assert_samples(
+        &text,
+        &[
+            (
+                "wasm_cgi_requests_total{module=\"handler.wasm\",status=\"5xx\"}",
+                2.0,
+            ),
+            ("wasm_cgi_overloaded_total", 0.0),
+            ("wasm_cgi_shutdown_refusals_total", 0.0),
+            ("wasm_cgi_timeouts_total", 0.0),
+        ],
     );
 }
 
