@@ -221,16 +221,13 @@ async fn a_handler_sets_its_own_status() {
 #[tokio::test]
 async fn a_handler_response_streams_as_it_is_written() {
     let server = handler_server(&[]);
-    let (first_at, last_at) = assert_streams(
-        &handler_url(&server, "/stream?n=5&ms=200"),
+    assert_streams(
+        &server,
+        "handler.wasm/stream?n=2&ms=1500",
         b"chunk 0\n",
-        b"chunk 1\nchunk 2\nchunk 3\nchunk 4\n",
+        b"chunk 1\n",
     )
     .await;
-    assert!(
-        last_at > first_at + Duration::from_millis(600),
-        "first chunk after {first_at:?}, last after {last_at:?}"
-    );
 }
 
 #[tokio::test]
