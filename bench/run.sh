@@ -5,6 +5,9 @@
 #   BENCH_SECONDS=3 bench/run.sh      # a quick pass
 #   BENCH_SKIP_INSTALL=1 bench/run.sh # install nothing; baselines whose tools
 #                                     # are missing are reported as skipped
+#   BENCH_COMPARE_BIN=/tmp/old/wasm-cgi bench/run.sh
+#                                     # also measure another build (hello and
+#                                     # the wasi:http hello) in the same run
 # More knobs (ports, warm-up, classic connections, extra wasm-cgi flags) are in
 # bench/README.md.
 #
@@ -461,6 +464,43 @@ if start_server wasm-cgi "$BASE/hello.wasm" \
     stop_server
 else
     skip_row wasm-cgi hello "did not start (log: $LOGS/wasm-cgi.log)"
+fi
+
+# --------------------------------------------------------------------------
+# 6b. Another wasm-cgi build (BENCH_COMPARE_BIN), for a before/after
+#     comparison measured in the same run: hello and the wasi:http hello
+# --------------------------------------------------------------------------
+if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
+    COMPARE_LABEL="${BENCH_COMPARE_LABEL:-wasm-cgi (compare)}"
+    log "$COMPARE_LABEL: $BENCH_COMPARE_BIN serve on :$PORT_WASM_CGI"
+    if start_server wasm-cgi-compare "$BASE/hello.wasm" \
+        "$BENCH_COMPARE_BIN" serve --listen "127.0.0.1:$PORT_WASM_CGI" --modules "$MODULES" \
+        --mode simple --timeout 2s "${WASM_CGI_EXTRA[@]}" &&
+        check_body wasm-cgi-compare "$BASE/hello.wasm" "$HELLO"; then
+        warmup "$BASE/hello.wasm" "$CONNS"
+        wrk_run compare-hello "$COMPARE_LABEL" hello "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+        if [[ -n "$HTTP_HELLO" ]] && check_body wasm-cgi-compare-http "$BASE/hello-http.wasm" "$HELLO"; then
+            warmup "$BASE/hello-http.wasm" "$CONNS"
+            wrk_run compare-hello-http "$COMPARE_LABEL" "hello wasi:http (same file as wasmtime serve)" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello-http.wasm"
+        fi
+        # The same two again on this build, right after, so drift in the
+        # machine shows as a difference between the two runs of one build.
+        stop_server
+        if start_server wasm-cgi-again "$BASE/hello.wasm" \
+            "$WASM_CGI" serve --listen "127.0.0.1:$PORT_WASM_CGI" --modules "$MODULES" \
+            --mode simple --timeout 2s "${WASM_CGI_EXTRA[@]}"; then
+            warmup "$BASE/hello.wasm" "$CONNS"
+            wrk_run wasm-cgi-hello-again wasm-cgi "hello (again, after the compare build)" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello.wasm"
+            if [[ -n "$HTTP_HELLO" ]]; then
+                warmup "$BASE/hello-http.wasm" "$CONNS"
+                wrk_run wasm-cgi-hello-http-again wasm-cgi "hello wasi:http (again, after the compare build)" "$CONNS" "$SECONDS_PER_RUN" "$BASE/hello-http.wasm"
+            fi
+        fi
+        note "$COMPARE_LABEL: $BENCH_COMPARE_BIN, measured between this build's first runs and its runs marked again"
+    else
+        skip_row "$COMPARE_LABEL" hello "did not start or replied wrongly (log: $LOGS/wasm-cgi-compare.log)"
+    fi
+    stop_server
 fi
 
 # --------------------------------------------------------------------------
