@@ -5,38 +5,92 @@
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-/// Largest header block accepted from a module.
+/// Largest header block accepted from a module, without the empty line
+/// that ends it.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 
-/// Headers a module may not set: they describe one connection hop, and the
-/// server frames the body itself.
-const HOP_BY_HOP: [&str; 9] = [
+/// Most header lines accepted from a module (a `HeaderMap` holds at most
+/// 32,768 entries, and no response needs a thousand).
+pub const MAX_HEADERS: usize = 1000;
+
+/// Headers a module may not set: the hop-by-hop headers of RFC 2616
+/// section 13.5.1 (they describe one connection hop), the framing the
+/// server does itself, and the request id the server sets.
+const HOP_BY_HOP: [&str; 12] = [
     "connection",
     "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
     "proxy-connection",
-    "transfer-encoding",
     "te",
     "trailer",
+    "trailers",
+    "transfer-encoding",
     "upgrade",
     "content-length",
     "x-request-id",
 ];
 
-/// Where the header block ends: the header bytes and the offset where the
-/// body starts. `None` while no empty line has been seen. An output that
-/// starts with an empty line has an empty header block.
-pub fn find_header_end(output: &[u8]) -> Option<(usize, usize)> {
-    let mut line_start = 0;
-    for (i, &byte) in output.iter().enumerate() {
-        if byte == b'\n' {
-            let line = &output[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                return Some((line_start, i + 1));
+/// Finds where a header block ends in output that arrives piece by piece.
+/// Each call scans only the bytes added since the last one, so the work is
+/// linear in the output however it is split, and only the first
+/// [`MAX_HEADER_BLOCK`] bytes are ever looked at.
+#[derive(Debug, Default, Clone)]
+pub struct HeaderScanner {
+    /// Where the line being scanned starts.
+    line_start: usize,
+    /// How far the output has been scanned.
+    scanned: usize,
+}
+
+/// What [`HeaderScanner::scan`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderEnd {
+    /// The block is `output[..header_len]`; the body starts at `body_start`.
+    /// An output that starts with an empty line has an empty block.
+    Found {
+        /// Length of the header lines, without the empty line.
+        header_len: usize,
+        /// Offset of the first body byte.
+        body_start: usize,
+    },
+    /// No empty line yet; more output is needed.
+    NotYet,
+    /// No empty line within [`MAX_HEADER_BLOCK`] bytes.
+    TooLong,
+}
+
+impl HeaderScanner {
+    /// Scans `output` (everything written so far; each call's `output`
+    /// starts with the previous one's).
+    pub fn scan(&mut self, output: &[u8]) -> HeaderEnd {
+        // The empty line may start at MAX_HEADER_BLOCK at the latest, and
+        // then ends at most two bytes later ("\r\n").
+        let limit = output.len().min(MAX_HEADER_BLOCK + 2);
+        while self.scanned < limit {
+            let i = self.scanned;
+            self.scanned += 1;
+            if output[i] != b'\n' {
+                continue;
             }
-            line_start = i + 1;
+            let line = &output[self.line_start..i];
+            if line.is_empty() || line == b"\r" {
+                if self.line_start > MAX_HEADER_BLOCK {
+                    return HeaderEnd::TooLong;
+                }
+                return HeaderEnd::Found {
+                    header_len: self.line_start,
+                    body_start: i + 1,
+                };
+            }
+            self.line_start = i + 1;
+        }
+        if output.len() >= MAX_HEADER_BLOCK + 2 {
+            HeaderEnd::TooLong
+        } else {
+            HeaderEnd::NotYet
         }
     }
-    None
 }
 
 /// What a module's header block asks the server to do.
@@ -96,7 +150,11 @@ pub fn parse_header_block(block: &[u8]) -> Result<CgiResponse, InvalidResponse> 
             location = Some(String::from_utf8_lossy(value).into_owned());
         }
         if !HOP_BY_HOP.contains(&name.as_str()) {
-            headers.append(name, header_value);
+            let kept =
+                headers.len() < MAX_HEADERS && headers.try_append(name, header_value).is_ok();
+            if !kept {
+                return invalid(format!("more than {MAX_HEADERS} header lines"));
+            }
         }
     }
 
@@ -124,7 +182,9 @@ pub fn parse_header_block(block: &[u8]) -> Result<CgiResponse, InvalidResponse> 
     }
 }
 
-/// `Status: 404 Not Found` → 404. The reason phrase is not used.
+/// `Status: 404 Not Found` → 404. The reason phrase is not used. A final
+/// response is 200 to 599: a 1xx (101 above all) is not a response a CGI
+/// program can give.
 fn parse_status(value: &[u8]) -> Option<StatusCode> {
     let code = value.split(|&b| b == b' ').next()?;
     if code.len() != 3 {
@@ -132,7 +192,7 @@ fn parse_status(value: &[u8]) -> Option<StatusCode> {
     }
     StatusCode::from_bytes(code)
         .ok()
-        .filter(|s| (100..=599).contains(&s.as_u16()))
+        .filter(|s| (200..=599).contains(&s.as_u16()))
 }
 
 fn is_local_path(target: &str) -> bool {
@@ -170,12 +230,80 @@ mod tests {
         }
     }
 
+    fn end(output: &[u8]) -> HeaderEnd {
+        HeaderScanner::default().scan(output)
+    }
+
+    fn found(header_len: usize, body_start: usize) -> HeaderEnd {
+        HeaderEnd::Found {
+            header_len,
+            body_start,
+        }
+    }
+
     #[test]
     fn header_end_is_found_with_lf_and_crlf() {
-        assert_eq!(find_header_end(b"A: b\n\nbody"), Some((5, 6)));
-        assert_eq!(find_header_end(b"A: b\r\n\r\nbody"), Some((6, 8)));
-        assert_eq!(find_header_end(b"\nbody"), Some((0, 1)));
-        assert_eq!(find_header_end(b"A: b\nC: d"), None);
+        assert_eq!(end(b"A: b\n\nbody"), found(5, 6));
+        assert_eq!(end(b"A: b\r\n\r\nbody"), found(6, 8));
+        assert_eq!(end(b"\nbody"), found(0, 1));
+        assert_eq!(end(b"A: b\nC: d"), HeaderEnd::NotYet);
+    }
+
+    #[test]
+    fn the_scanner_resumes_where_it_stopped_whatever_the_split() {
+        let output = b"Content-Type: text/plain\r\nX-A: 1\r\n\r\nbody";
+        for split in 0..output.len() {
+            let mut scanner = HeaderScanner::default();
+            let first = scanner.scan(&output[..split]);
+            let second = scanner.scan(output);
+            let expected = found(34, 36);
+            assert!(first == HeaderEnd::NotYet || first == expected, "{split}");
+            if first == HeaderEnd::NotYet {
+                assert_eq!(second, expected, "split at {split}");
+            }
+        }
+        // One byte at a time: each byte is looked at once.
+        let mut scanner = HeaderScanner::default();
+        for len in 1..output.len() {
+            if let HeaderEnd::Found { .. } = scanner.scan(&output[..len]) {
+                assert_eq!(len, 36);
+                break;
+            }
+        }
+        assert_eq!(scanner.scanned, 36);
+    }
+
+    #[test]
+    fn a_block_longer_than_the_cap_is_refused_even_when_its_end_comes_later() {
+        // One big write can carry a header block far past the cap, with
+        // its empty line after it: it is refused without looking further.
+        let mut output = "X-Filler: aaaaaaaa\n"
+            .repeat(MAX_HEADER_BLOCK / 10)
+            .into_bytes();
+        output.extend_from_slice(b"\nbody");
+        assert_eq!(end(&output), HeaderEnd::TooLong);
+        let exactly = format!("{}\n\n", "a".repeat(MAX_HEADER_BLOCK - 1));
+        assert_eq!(
+            end(exactly.as_bytes()),
+            found(MAX_HEADER_BLOCK, MAX_HEADER_BLOCK + 1)
+        );
+        let over = format!("{}\n\n", "a".repeat(MAX_HEADER_BLOCK));
+        assert_eq!(end(over.as_bytes()), HeaderEnd::TooLong);
+    }
+
+    #[test]
+    fn more_header_lines_than_the_cap_are_refused() {
+        let block = format!(
+            "Content-Type: text/plain\n{}",
+            "X-N: v\n".repeat(MAX_HEADERS)
+        );
+        let error = parse_header_block(block.as_bytes()).unwrap_err();
+        assert!(error.0.contains("header lines"), "{error}");
+        let block = format!(
+            "Content-Type: text/plain\n{}",
+            "X-N: v\n".repeat(MAX_HEADERS - 1)
+        );
+        assert!(parse_header_block(block.as_bytes()).is_ok());
     }
 
     #[test]
@@ -194,9 +322,11 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_dropped() {
         let (_, headers) = document(
-            "Content-Type: text/plain\nConnection: close\nTransfer-Encoding: chunked\nContent-Length: 5",
+            "Content-Type: text/plain\nConnection: close\nTransfer-Encoding: chunked\nContent-Length: 5\n\
+             Keep-Alive: 5\nProxy-Authenticate: Basic\nProxy-Authorization: x\nTE: trailers\n\
+             Trailer: X-Sum\nTrailers: X-Sum\nUpgrade: h2c\nX-Request-Id: forged",
         );
-        assert_eq!(headers.len(), 1);
+        assert_eq!(headers.len(), 1, "{headers:?}");
     }
 
     #[test]
@@ -222,6 +352,8 @@ mod tests {
             "Content-Type text/plain",
             "Status: abc\nContent-Type: text/plain",
             "Status: 99 Low\nContent-Type: text/plain",
+            "Status: 101 Switching Protocols\nContent-Type: text/plain",
+            "Status: 100 Continue\nContent-Type: text/plain",
             "Status: 600 High\nContent-Type: text/plain",
             "X-Only: header",
             "Location: relative/path",

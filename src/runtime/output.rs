@@ -1,5 +1,7 @@
-//! Guest output streams: stdout into a bounded channel (so a slow client
-//! pauses the guest instead of growing a buffer), stderr into the log.
+//! Guest output streams: stdout into a channel bounded in bytes (so a slow
+//! client pauses the guest instead of growing a buffer), stderr into the
+//! log. Both refuse, with a trap, a write larger than `check_write`
+//! allowed: the guest never makes the host hold more than it granted.
 
 use std::convert::Infallible;
 use std::io;
@@ -10,30 +12,40 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::PollSemaphore;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-/// Most bytes one `write` may carry: what `check_write` grants when the
-/// channel has room. WASI preview 1 writes in 4 KiB pieces anyway.
+/// Most bytes one `write` may carry: the most `check_write` ever grants.
+/// WASI preview 1 writes in 4 KiB pieces anyway.
 const WRITE_BUDGET: usize = 64 * 1024;
 
 /// Creates a guest stdout that sends each write as one chunk into a channel
-/// holding at most `capacity` chunks, and the receiver that reads them.
+/// holding at most `capacity` bytes not yet read, and the receiver that
+/// reads them.
 ///
 /// The receiver yields `None` once the instance is gone (all senders are
-/// dropped with the store). A closed receiver makes the guest's next write
+/// dropped with the store). A dropped receiver makes the guest's next write
 /// fail with a broken pipe.
 pub fn output_channel(capacity: usize) -> (OutputSender, OutputReceiver) {
-    let (tx, rx) = mpsc::channel(capacity);
-    (OutputSender { tx }, OutputReceiver(rx))
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Semaphore::new(capacity));
+    let sender = OutputSender {
+        tx,
+        room: room.clone(),
+    };
+    (sender, OutputReceiver { rx, room })
 }
 
 /// The receiving half of [`output_channel`]: the guest's output as a body
-/// of data frames, ending once the instance is gone.
+/// of data frames, ending once the instance is gone. Each chunk read gives
+/// its bytes back to the guest's budget.
 #[derive(Debug)]
-pub struct OutputReceiver(mpsc::Receiver<Bytes>);
+pub struct OutputReceiver {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    room: Arc<Semaphore>,
+}
 
 impl Body for OutputReceiver {
     type Data = Bytes;
@@ -43,16 +55,33 @@ impl Body for OutputReceiver {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+        let chunk = ready!(self.rx.poll_recv(cx));
+        Poll::Ready(chunk.map(|chunk| {
+            self.room.add_permits(chunk.len());
+            Ok(Frame::data(chunk))
+        }))
+    }
+}
+
+impl Drop for OutputReceiver {
+    fn drop(&mut self) {
+        // A guest waiting for room learns at once that none will come.
+        self.room.close();
     }
 }
 
 /// The sending half of [`output_channel`]; given to the guest as stdout.
 #[derive(Clone, Debug)]
 pub struct OutputSender {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// Bytes the guest may still queue: one permit a byte.
+    room: Arc<Semaphore>,
+}
+
+impl OutputSender {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.room.is_closed()
+    }
 }
 
 impl IsTerminal for OutputSender {
@@ -67,7 +96,10 @@ impl StdoutStream for OutputSender {
     }
 
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(ChannelWriter(PollSender::new(self.tx.clone())))
+        Box::new(ChannelWriter {
+            sender: self.clone(),
+            room: PollSemaphore::new(self.room.clone()),
+        })
     }
 }
 
@@ -76,7 +108,7 @@ impl Pollable for OutputSender {
     async fn ready(&mut self) {
         // Waits for room in the channel. The permit is released at once: the
         // guest is the only writer, so the room is still there when it writes.
-        let _ = self.tx.reserve().await;
+        let _ = self.room.acquire().await;
     }
 }
 
@@ -85,12 +117,25 @@ impl OutputStream for OutputSender {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.tx.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Closed(_) => StreamError::Closed,
-            mpsc::error::TrySendError::Full(_) => {
-                StreamError::trap("stdout written without a permit from check_write")
-            }
-        })
+        if self.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        let granted = u32::try_from(bytes.len())
+            .ok()
+            .filter(|&len| len as usize <= WRITE_BUDGET)
+            .and_then(|len| self.room.try_acquire_many(len).ok());
+        let Some(permit) = granted else {
+            return Err(StreamError::trap(
+                "stdout written past what check_write allowed",
+            ));
+        };
+        permit.forget();
+        let len = bytes.len();
+        if self.tx.send(bytes).is_err() {
+            self.room.add_permits(len);
+            return Err(StreamError::Closed);
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -98,19 +143,19 @@ impl OutputStream for OutputSender {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        if self.tx.is_closed() {
-            Err(StreamError::Closed)
-        } else if self.tx.capacity() == 0 {
-            Ok(0)
-        } else {
-            Ok(WRITE_BUDGET)
+        if self.is_closed() {
+            return Err(StreamError::Closed);
         }
+        Ok(self.room.available_permits().min(WRITE_BUDGET))
     }
 }
 
 /// [`AsyncWrite`] over the same channel, for WASI implementations that ask
 /// for one.
-struct ChannelWriter(PollSender<Bytes>);
+struct ChannelWriter {
+    sender: OutputSender,
+    room: PollSemaphore,
+}
 
 impl AsyncWrite for ChannelWriter {
     fn poll_write(
@@ -119,10 +164,14 @@ impl AsyncWrite for ChannelWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let closed = || io::Error::from(io::ErrorKind::BrokenPipe);
-        ready!(self.0.poll_reserve(cx)).map_err(|_| closed())?;
-        let len = buf.len().min(WRITE_BUDGET);
-        self.0
-            .send_item(Bytes::copy_from_slice(&buf[..len]))
+        // Wait for room, then take as much of it as the write needs.
+        drop(ready!(self.room.poll_acquire(cx)).ok_or_else(closed)?);
+        let len = match self.sender.check_write() {
+            Ok(room) => buf.len().min(room),
+            Err(_) => return Poll::Ready(Err(closed())),
+        };
+        self.sender
+            .write(Bytes::copy_from_slice(&buf[..len]))
             .map_err(|_| closed())?;
         Poll::Ready(Ok(len))
     }
@@ -131,8 +180,7 @@ impl AsyncWrite for ChannelWriter {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.close();
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 }
@@ -247,6 +295,11 @@ impl Pollable for StderrLog {
 
 impl OutputStream for StderrLog {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if bytes.len() > WRITE_BUDGET {
+            return Err(StreamError::trap(
+                "stderr written past what check_write allowed",
+            ));
+        }
         self.append(&bytes);
         Ok(())
     }
@@ -276,5 +329,76 @@ impl AsyncWrite for StderrLog {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn stdout_is_bounded_in_bytes_and_a_write_past_the_grant_traps() {
+        let (mut stdout, mut receiver) = output_channel(100 * 1024);
+        assert_eq!(stdout.check_write().unwrap(), WRITE_BUDGET);
+        // One write larger than any grant, as a component may try.
+        let huge = Bytes::from(vec![b'x'; WRITE_BUDGET + 1]);
+        assert!(matches!(stdout.write(huge), Err(StreamError::Trap(_))));
+        stdout.write(Bytes::from(vec![b'a'; WRITE_BUDGET])).unwrap();
+        let left = 100 * 1024 - WRITE_BUDGET;
+        assert_eq!(stdout.check_write().unwrap(), left);
+        let past_the_room = Bytes::from(vec![b'b'; left + 1]);
+        assert!(matches!(
+            stdout.write(past_the_room),
+            Err(StreamError::Trap(_))
+        ));
+        stdout.write(Bytes::from(vec![b'b'; left])).unwrap();
+        assert_eq!(
+            stdout.check_write().unwrap(),
+            0,
+            "full: the guest must wait"
+        );
+
+        let first = receiver
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_data()
+            .unwrap();
+        assert_eq!(first.len(), WRITE_BUDGET);
+        assert_eq!(
+            stdout.check_write().unwrap(),
+            WRITE_BUDGET,
+            "read bytes are room again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guest_waiting_for_room_learns_when_the_reader_is_gone() {
+        let (mut stdout, receiver) = output_channel(4);
+        stdout.write(Bytes::from_static(b"full")).unwrap();
+        {
+            let mut waiting = pin!(stdout.ready());
+            assert!(futures::poll!(waiting.as_mut()).is_pending());
+            drop(receiver);
+            waiting.await;
+        }
+        assert!(matches!(stdout.check_write(), Err(StreamError::Closed)));
+        assert!(matches!(
+            stdout.write(Bytes::from_static(b"x")),
+            Err(StreamError::Closed)
+        ));
+    }
+
+    #[test]
+    fn stderr_refuses_a_write_past_its_grant() {
+        let mut log = StderrLog::new("m.wasm".into(), "id".into(), 1024);
+        let huge = Bytes::from(vec![b'e'; WRITE_BUDGET + 1]);
+        assert!(matches!(log.write(huge), Err(StreamError::Trap(_))));
+        log.write(Bytes::from_static(b"fine\n")).unwrap();
     }
 }

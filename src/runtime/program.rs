@@ -39,9 +39,9 @@ pub const COMMAND_ENTRY: &str = "_start";
 /// The initializer a WASI reactor exports; called before a named entry point.
 const REACTOR_INIT: &str = "_initialize";
 
-/// Chunks of stdout buffered between a streamed guest and its reader: past
+/// Bytes of stdout buffered between a streamed guest and its reader: past
 /// this the guest waits (backpressure) instead of the host buffering.
-const STDOUT_CHUNKS: usize = 16;
+const STDOUT_BUFFER: usize = 256 * 1024;
 
 /// Resources one component instance may hold at once. Real programs hold a
 /// few dozen; each `fields` may take up to 128 KiB of host memory.
@@ -210,7 +210,7 @@ impl Program {
         stderr: Output,
     ) -> anyhow::Result<GuestRun<OutputReceiver>> {
         let max_output = invocation.limits.max_output;
-        let (sender, stdout) = output_channel(STDOUT_CHUNKS);
+        let (sender, stdout) = output_channel(STDOUT_BUFFER);
         let stdio = Stdio {
             stdout: Output::Channel(sender),
             stderr,

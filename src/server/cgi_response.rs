@@ -17,7 +17,9 @@ use super::bodies::{BoxError, ResponseBody, full_body};
 use super::error::HttpError;
 use super::guest::failure_status;
 use crate::cgi::Mode;
-use crate::cgi::response::{CgiResponse, MAX_HEADER_BLOCK, find_header_end, parse_header_block};
+use crate::cgi::response::{
+    CgiResponse, HeaderEnd, HeaderScanner, MAX_HEADER_BLOCK, parse_header_block,
+};
 use crate::runtime::{Data, Exit, GuestRun, OutputReceiver};
 
 /// A command's stdout, as it is read.
@@ -111,6 +113,7 @@ async fn first_output(run: &mut Stdout, output: &mut BytesMut) -> Option<Exit> {
 /// Reads until the CGI header block is complete and parses it; `output` is
 /// left holding the body bytes after it.
 async fn header_block(run: &mut Stdout, output: &mut BytesMut) -> Result<CgiResponse, HttpError> {
+    let mut scanner = HeaderScanner::default();
     loop {
         if let Some(exit) = first_output(run, output).await {
             check(&exit)?;
@@ -121,15 +124,21 @@ async fn header_block(run: &mut Stdout, output: &mut BytesMut) -> Result<CgiResp
             };
             return Err(HttpError::BadGateway(why.to_owned()));
         }
-        if let Some((header_len, body_start)) = find_header_end(output) {
-            let block = output.split_to(body_start);
-            return parse_header_block(&block[..header_len])
-                .map_err(|e| HttpError::BadGateway(e.0));
-        }
-        if output.len() > MAX_HEADER_BLOCK {
-            return Err(HttpError::BadGateway(format!(
-                "the header block is longer than {MAX_HEADER_BLOCK} bytes"
-            )));
+        match scanner.scan(output) {
+            HeaderEnd::Found {
+                header_len,
+                body_start,
+            } => {
+                let block = output.split_to(body_start);
+                return parse_header_block(&block[..header_len])
+                    .map_err(|e| HttpError::BadGateway(e.0));
+            }
+            HeaderEnd::TooLong => {
+                return Err(HttpError::BadGateway(format!(
+                    "the header block is longer than {MAX_HEADER_BLOCK} bytes"
+                )));
+            }
+            HeaderEnd::NotYet => {}
         }
     }
 }
@@ -177,18 +186,23 @@ mod tests {
     }
     use Step::{Sleep, Write};
 
-    /// A module that follows `steps` through a real stdout channel, then
-    /// ends with `exit`.
+    /// A module that follows `steps` through a real stdout channel (writing
+    /// as WASI does, no more than `check_write` allows), then ends with
+    /// `exit`.
     fn module(alive: &Flag, steps: Vec<Step>, exit: Exit) -> Stdout {
-        let (mut stdout, receiver) = output_channel(4);
+        let (mut stdout, receiver) = output_channel(16 * 1024);
         let instance = fake::guest(
             alive,
             async move {
                 for step in steps {
                     match step {
                         Write(bytes) => {
-                            stdout.ready().await;
-                            stdout.write(Bytes::from_static(bytes)).unwrap();
+                            let mut rest = Bytes::from_static(bytes);
+                            while !rest.is_empty() {
+                                stdout.ready().await;
+                                let allowed = stdout.check_write().unwrap().min(rest.len());
+                                stdout.write(rest.split_to(allowed)).unwrap();
+                            }
                         }
                         Sleep(duration) => tokio::time::sleep(duration).await,
                     }
@@ -255,6 +269,26 @@ mod tests {
             "{error:?}"
         );
         assert!(!alive.is_up(), "the module is stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_big_write_cannot_carry_a_header_block_past_the_cap() {
+        // The empty line comes, but only after 150 KiB of header lines.
+        let block: &'static [u8] = Box::leak(
+            format!("{}\nbody", "X-Filler: aaaaaaaa\n".repeat(150 * 1024 / 19))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let error = response(
+            module(&Flag::default(), vec![Write(block)], Exit::Code(0)),
+            CGI,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, HttpError::BadGateway(why) if why.contains("longer than")),
+            "{error:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

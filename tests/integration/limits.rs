@@ -125,6 +125,25 @@ async fn output_past_max_output_is_cut_and_the_instance_stopped() {
 }
 
 #[tokio::test]
+async fn a_component_writing_more_than_it_was_granted_traps() {
+    // Regression: `output-stream.write` took any size, so one component
+    // could queue many times its linear memory in the host.
+    let server = Server::start_all(&["--mode", "cgi"]);
+    for mode in ["huge-write", "many-headers"] {
+        let id = format!("ungranted-{mode}");
+        let response = get_with_id(&server.cgi(&format!("hostile-p2.wasm?{mode}")), &id).await;
+        assert_eq!(response.status(), 500, "{mode}");
+        server.wait_for_line(&[&id, "past what check_write allowed"]);
+    }
+    // A module's fd_write is cut into pieces by the host: its 30,000
+    // header lines run past the header-block cap.
+    let (status, body, _) = get(&server, "hostile.wasm?many-headers").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("header block is longer"), "{body}");
+    assert!(server.is_healthy().await);
+}
+
+#[tokio::test]
 async fn a_stderr_flood_is_capped_in_the_log() {
     let server = Server::start_all(&["--timeout", "500ms"]);
     for name in twins("hostile.wasm") {

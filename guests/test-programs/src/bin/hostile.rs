@@ -2,7 +2,10 @@
 //! `spin` loops forever, `alloc` grows memory without end, `print` writes
 //! stdout forever ignoring errors, `stderr` floods stderr, `read` keeps
 //! reading stdin past its end, `header` writes an endless CGI header line,
-//! `big-memory` touches argv 2 MiB once and then prints `ok`.
+//! `big-memory` touches argv 2 MiB once and then prints `ok`, `huge-write`
+//! hands stdout 64 MiB in one call (a component calls `output-stream.write`
+//! directly, without asking `check-write` first), `many-headers` writes
+//! 30,000 CGI header lines in one call.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -57,9 +60,33 @@ fn main() {
             let block = black_box(vec![1u8; mib << 20]);
             println!("ok {}", block.len() >> 20);
         }
+        Some("huge-write") => {
+            let chunk = vec![b'w'; 64 << 20];
+            huge_write(&chunk);
+        }
+        Some("many-headers") => {
+            let mut block = "Content-Type: text/plain\n".to_owned();
+            block.push_str(&"X-Many: header\n".repeat(30_000));
+            block.push_str("\nbody\n");
+            huge_write(block.as_bytes());
+        }
         _ => {
-            eprintln!("usage: hostile spin|alloc|print|stderr|read|header|big-memory MIB");
+            eprintln!(
+                "usage: hostile spin|alloc|print|stderr|read|header|big-memory MIB|huge-write|many-headers"
+            );
             std::process::exit(2);
         }
     }
+}
+
+/// All of `bytes` to stdout in one call: `output-stream.write` itself for a
+/// component; a module's `fd_write` is cut into pieces by the host anyway.
+#[cfg(target_env = "p2")]
+fn huge_write(bytes: &[u8]) {
+    let _ = wasip2::cli::stdout::get_stdout().write(bytes);
+}
+
+#[cfg(not(target_env = "p2"))]
+fn huge_write(bytes: &[u8]) {
+    let _ = std::io::stdout().lock().write_all(bytes);
 }
