@@ -36,6 +36,9 @@ pub enum HttpError {
     /// response. The code stays in the log: it may describe the network
     /// behind the server (a refused connection, a DNS failure).
     HandlerError,
+    /// 502: a wasi:http handler's response can't be sent as it is (an
+    /// informational status, 101 above all, is not a final response).
+    InvalidHandlerResponse(&'static str),
     /// 503: every instance slot is busy and the queue is full.
     Overloaded,
     /// 503: the server is shutting down and takes no new work.
@@ -57,7 +60,9 @@ impl HttpError {
             HttpError::ModuleFailed | HttpError::TooManyRedirects | HttpError::NoResponse => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            HttpError::BadGateway(_) | HttpError::HandlerError => StatusCode::BAD_GATEWAY,
+            HttpError::BadGateway(_)
+            | HttpError::HandlerError
+            | HttpError::InvalidHandlerResponse(_) => StatusCode::BAD_GATEWAY,
             HttpError::Overloaded | HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -94,6 +99,11 @@ impl HttpError {
             }
             HttpError::HandlerError => {
                 format!("bad gateway: the handler answered with an error (request id {request_id})")
+            }
+            HttpError::InvalidHandlerResponse(why) => {
+                format!(
+                    "bad gateway: the handler's response is not valid: {why} (request id {request_id})"
+                )
             }
             HttpError::ShuttingDown => "server shutting down, retry on another instance".to_owned(),
             HttpError::Overloaded => {

@@ -82,8 +82,13 @@ pub async fn serve(
         }
     };
     let (parts, mut body) = response.into_parts();
+    if parts.status.is_informational() {
+        tracing::warn!(module = %program.name(), %request_id, status = parts.status.as_u16(), "handler answered with an informational status");
+        return Err(HttpError::InvalidHandlerResponse(
+            "an informational (1xx) status is not a final response",
+        ));
+    }
     let bodiless = head_only
-        || parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
     if bodiless {

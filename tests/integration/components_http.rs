@@ -219,6 +219,18 @@ async fn a_handler_sets_its_own_status() {
 }
 
 #[tokio::test]
+async fn an_informational_status_from_a_handler_is_a_502() {
+    // Regression: a 1xx went to hyper, which answered 500 and closed.
+    let server = handler_server(&[]);
+    for code in [100, 101, 103] {
+        let (status, body, _) = get(&server, &format!("/status/{code}")).await;
+        assert_eq!(status, 502, "{code}: {body}");
+        assert!(body.contains("informational"), "{body}");
+    }
+    assert!(server.is_healthy().await);
+}
+
+#[tokio::test]
 async fn a_handler_response_streams_as_it_is_written() {
     let server = handler_server(&[]);
     assert_streams(
