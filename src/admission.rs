@@ -39,13 +39,15 @@ impl Admission {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let queued = Queued::join(&self.waiting);
+        if queued.ahead >= self.max_waiting {
             return Err(Overloaded);
         }
+        // The place in the queue is given back however the wait ends,
+        // also when the waiting request is dropped (its client gone).
         let waited =
             tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(queued);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(Overloaded),
@@ -55,6 +57,26 @@ impl Admission {
     /// Requests waiting for a slot now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// A place in the queue, given back when dropped.
+struct Queued<'a> {
+    waiting: &'a AtomicUsize,
+    /// How many were waiting before this one joined.
+    ahead: usize,
+}
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        let ahead = waiting.fetch_add(1, Ordering::AcqRel);
+        Self { waiting, ahead }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -75,6 +97,37 @@ mod tests {
         assert_eq!(admission.acquire().await.unwrap_err(), Overloaded);
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abandoned_waits_give_their_place_in_the_queue_back() {
+        // Regression: a request dropped while queued (client gone) kept its
+        // place for good; after `max-concurrency` of them nobody could queue.
+        let admission = Arc::new(Admission::new(2, Duration::from_secs(60)));
+        let held = (admission.acquire().await, admission.acquire().await);
+        for _ in 0..10 {
+            let waiter = tokio::spawn({
+                let admission = admission.clone();
+                async move { admission.acquire().await.map(drop) }
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(admission.queued(), 1);
+            waiter.abort();
+            let _ = waiter.await;
+            assert_eq!(admission.queued(), 0, "the abandoned wait left the queue");
+        }
+        let waiter = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(admission.queued(), 1);
+        drop(held);
+        assert_eq!(
+            waiter.await.unwrap(),
+            Ok(()),
+            "a request that must queue still gets a slot"
+        );
     }
 
     #[tokio::test]
