@@ -169,8 +169,8 @@ impl Sandbox {
                 needs.num_memories
             );
             anyhow::ensure!(
-                needs.num_tables <= MAX_TABLES_PER_COMPONENT,
-                "the component has {} tables; at most {MAX_TABLES_PER_COMPONENT} are allowed",
+                needs.num_tables <= TABLES_PER_SLOT,
+                "the component has {} tables; at most {TABLES_PER_SLOT} are allowed",
                 needs.num_tables
             );
         }
@@ -192,17 +192,19 @@ impl Sandbox {
 /// a few dozen pages around its 1 MiB stack.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// Core instances reserved per instance slot (a component uses 3).
-const CORE_INSTANCES_PER_SLOT: u32 = 4;
-/// Linear memories reserved per instance slot, and the most a component may have.
+// What one instance slot reserves is also the most one program may use
+// (more is refused at load): every request takes one slot, so however large
+// the programs in flight, the pool never runs out before admission does,
+// and no request to one program makes another's instantiation fail.
+
+/// Core instances per slot (a Rust wasip2 component uses 3; toolchains that
+/// add more adapters and shims, up to a dozen). Only counted, not reserved.
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
+/// Linear memories per slot (they reserve address space, so the least
+/// headroom: a component made with the preview 1 adapter has two).
 const MEMORIES_PER_SLOT: u32 = 2;
-/// Tables reserved per instance slot (a component uses 2).
-const TABLES_PER_SLOT: u32 = 4;
-/// The most core instances one component may have: keeps one component
-/// from draining the shared pool.
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-/// The most tables one component may have.
-const MAX_TABLES_PER_COMPONENT: u32 = 8;
+/// Tables per slot (a Rust wasip2 component uses 2).
+const TABLES_PER_SLOT: u32 = 8;
 
 /// The engine: epoch interruption for deadlines and yields, fuel only when
 /// asked, and the pooling allocator (slots reserved up front, copy-on-write
@@ -225,9 +227,9 @@ fn build_engine(options: &SandboxOptions) -> anyhow::Result<Engine> {
         .total_memories(instances.saturating_mul(MEMORIES_PER_SLOT))
         .total_tables(instances.saturating_mul(TABLES_PER_SLOT))
         .total_stacks(instances)
-        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
         .max_memories_per_component(MEMORIES_PER_SLOT)
-        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_SLOT)
         .max_memory_size(usize::try_from(options.max_memory).unwrap_or(usize::MAX))
         // Reset a freed slot by rewriting only the pages the guest dirtied
         // (found with the PAGEMAP_SCAN ioctl, Linux 6.7+), up to this much,
@@ -291,6 +293,40 @@ mod tests {
         let run = program.run_captured(invocation(Some(1000))).await.unwrap();
         assert!(run.outcome.exit.is_success());
         assert!(run.outcome.usage.fuel_consumed.is_some());
+    }
+
+    #[test]
+    fn a_pool_holds_one_largest_component_per_slot() {
+        // Regression: a slot reserved 4 core instances while a component
+        // could use 16, so a few requests to one such component made every
+        // other instantiation fail.
+        let instances = CORE_INSTANCES_PER_SLOT as usize;
+        let sandbox = Sandbox::new(SandboxOptions {
+            max_instances: Some(2),
+            ..SandboxOptions::default()
+        })
+        .unwrap();
+        let engine = sandbox.engine();
+        let parts: String = (0..instances)
+            .map(|i| format!("(core instance $i{i} (instantiate $m))"))
+            .collect();
+        let wide = wat::parse_str(format!("(component (core module $m) {parts})")).unwrap();
+        let component = wasmtime::component::Component::new(engine, &wide).unwrap();
+        let linker = wasmtime::component::Linker::<()>::new(engine);
+        let mut stores: Vec<_> = (0..2).map(|_| wasmtime::Store::new(engine, ())).collect();
+        for store in &mut stores {
+            linker
+                .instantiate(&mut *store, &component)
+                .expect("each slot holds the largest component");
+        }
+        let more = wat::parse_str(format!(
+            "(component (core module $m) {parts} (core instance $one_more (instantiate $m)))"
+        ))
+        .unwrap();
+        assert!(
+            wasmtime::component::Component::new(engine, &more).is_err(),
+            "a component larger than a slot is refused when it is compiled"
+        );
     }
 
     #[test]
