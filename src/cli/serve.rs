@@ -21,7 +21,7 @@ use crate::logging::{self, LogFormat};
 use crate::modules::reload;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
-use crate::server::{self, AppState, Listeners};
+use crate::server::{self, AppState, Listeners, StaticFiles};
 
 /// The address served when neither `--listen`, `LISTEN`, `PORT` nor the
 /// config file says otherwise.
@@ -165,11 +165,30 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         limits = ?settings.limits,
         "modules loaded"
     );
+    // What lies inside www but is never public: the program binaries and
+    // the compiled native code.
+    let mut private: Vec<PathBuf> = sandbox
+        .cache()
+        .dir()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    if let ModuleSource::Folder(dir) = &settings.modules {
+        private.push(dir.clone());
+    }
+    let www = settings
+        .www
+        .as_deref()
+        .map(|dir| {
+            StaticFiles::new(dir, &private)
+                .with_context(|| format!("cannot read the static files folder {}", dir.display()))
+        })
+        .transpose()?;
     let mut state = AppState::new(
         sandbox,
         modules,
         routes,
-        settings.www,
+        www,
         settings.mode,
         settings.limits,
     );

@@ -40,6 +40,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 
 pub use state::{AppState, Connection};
+pub use static_files::StaticFiles;
 
 use dispatch::Surface;
 

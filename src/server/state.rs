@@ -2,11 +2,11 @@
 //! and the two ends of a client connection.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::drain::Drain;
 use super::metrics::Metrics;
+use super::static_files::StaticFiles;
 use crate::admission::Admission;
 use crate::cgi::Mode;
 use crate::limits::Limits;
@@ -23,7 +23,7 @@ pub struct AppState {
     /// The configured routes.
     pub routes: RouteTable,
     /// The static files folder, if any.
-    pub www: Option<PathBuf>,
+    pub www: Option<StaticFiles>,
     /// The mode of modules that declare none.
     pub mode: Mode,
     /// The limits every request runs under.
@@ -45,7 +45,7 @@ impl AppState {
         sandbox: Sandbox,
         modules: ModuleRegistry,
         routes: RouteTable,
-        www: Option<PathBuf>,
+        www: Option<StaticFiles>,
         mode: Mode,
         limits: Limits,
     ) -> Self {

@@ -76,6 +76,8 @@ async fn install_dir_gives_the_classic_layout() {
         "<h1>classic index</h1>",
     )
     .unwrap();
+    std::fs::write(install.path().join("www/.env"), "SECRET=1").unwrap();
+    std::fs::write(install.path().join("www/page.txt"), "page").unwrap();
     let dir = install.path().to_path_buf();
     let server = Server::launch(
         &[],
@@ -99,6 +101,12 @@ async fn install_dir_gives_the_classic_layout() {
         404,
         "a modules folder replaces the built-in examples"
     );
+    assert_eq!(get_text(&server.url("/page.txt")).await, "page");
+    // Regression: the modules folder inside www was downloadable, and so
+    // were dotfiles.
+    for path in ["/cgi-bin/modules/cat.wasm", "/cgi-bin/modules/", "/.env"] {
+        assert_eq!(get_status(&server.url(path)).await, 404, "{path}");
+    }
 }
 
 #[tokio::test]
