@@ -65,6 +65,9 @@ ROUTE_KEYS = {
     "dirs",
     "limits",
     "pass_authorization",
+    "unverified_remote_user",
+    "query_args",
+    "allowed_hosts",
 }
 DIR_KEYS = {"host", "guest", "read_only"}
 MODES = {"simple", "cgi"}
@@ -884,8 +887,9 @@ def check_config(ctx: Context) -> None:
             env = route.get("env", {})
             if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
                 problems.append(f"{here}: env must be a table of strings")
-            if "pass_authorization" in route and not isinstance(route["pass_authorization"], bool):
-                problems.append(f"{here}: pass_authorization must be true or false")
+            for flag in ("pass_authorization", "unverified_remote_user", "query_args"):
+                if flag in route and not isinstance(route[flag], bool):
+                    problems.append(f"{here}: {flag} must be true or false")
             if "entrypoint" in route and not route["entrypoint"]:
                 problems.append(f"{here}: entrypoint must name an exported function")
             for d, entry in enumerate(route.get("dirs", [])):

@@ -60,6 +60,18 @@ fn deserialize_duration<'de, D: serde::Deserializer<'de>>(
         .map_err(serde::de::Error::custom)
 }
 
+/// Deserializes an optional count that must be at least 1.
+fn deserialize_positive<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    match <u32 as serde::Deserialize>::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom(
+            "must be at least 1 (0 would refuse every request)",
+        )),
+        n => Ok(Some(n)),
+    }
+}
+
 /// Parses a duration written `500ms`, `2s`, `1m` or `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
@@ -155,6 +167,7 @@ pub struct LimitOverrides {
     pub max_output: Option<ByteSize>,
     /// Instances running at once; as many more may queue [default: 64 × cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(default, deserialize_with = "deserialize_positive")]
     pub max_concurrency: Option<u32>,
     /// Longest wait in the queue before 503 [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -224,6 +237,15 @@ mod tests {
         assert_eq!(limits.fuel, Some(10));
         assert!(toml::from_str::<LimitOverrides>("timeout = \"soon\"").is_err());
         assert!(toml::from_str::<LimitOverrides>("max_memroy = \"1MiB\"").is_err());
+        // Regression: 0 slots was accepted and refused every request.
+        let error = toml::from_str::<LimitOverrides>("max_concurrency = 0").unwrap_err();
+        assert!(error.to_string().contains("at least 1"), "{error}");
+        assert_eq!(
+            toml::from_str::<LimitOverrides>("max_concurrency = 3")
+                .unwrap()
+                .max_concurrency,
+            Some(3)
+        );
     }
 
     #[test]

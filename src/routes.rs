@@ -162,6 +162,8 @@ mod tests {
             dirs: Vec::new(),
             limits: Default::default(),
             pass_authorization: false,
+            unverified_remote_user: false,
+            query_args: true,
             allowed_hosts: Default::default(),
         };
         Route {

@@ -38,6 +38,10 @@ pub struct CgiRequest<'a> {
     /// Pass the `Authorization` header as `HTTP_AUTHORIZATION`, for modules
     /// that check credentials themselves.
     pub pass_authorization: bool,
+    /// Set `REMOTE_USER` to the user name of Basic credentials, which the
+    /// server does not verify: only for modules that know that (classic CGI
+    /// programs take `REMOTE_USER` as authenticated).
+    pub unverified_remote_user: bool,
 }
 
 impl CgiRequest<'_> {
@@ -82,7 +86,7 @@ impl CgiRequest<'_> {
             .map(|v| authorization(v.as_bytes()))
         {
             env.push(("AUTH_TYPE".to_owned(), auth_type));
-            if let Some(user) = user {
+            if let Some(user) = user.filter(|_| self.unverified_remote_user) {
                 env.push(("REMOTE_USER".to_owned(), user));
             }
         }
@@ -97,6 +101,9 @@ impl CgiRequest<'_> {
             let skip = name == CONTENT_TYPE
                 || name == CONTENT_LENGTH
                 || name == PROXY_AUTHORIZATION
+                // httpoxy: a `Proxy` header would become HTTP_PROXY, which
+                // HTTP clients inside the module take as their proxy.
+                || name == "proxy"
                 || (name == AUTHORIZATION && !self.pass_authorization)
                 // `a_b` and `a-b` would both become HTTP_A_B; like Apache,
                 // pass neither spelling that could be forged.
@@ -255,6 +262,62 @@ mod tests {
         assert_eq!(split_host_port("[::1]:81"), Some(("::1", Some("81"))));
         assert_eq!(split_host_port("host:notaport"), None);
         assert_eq!(split_host_port(""), None);
+    }
+
+    fn variables(headers: &[(&str, &str)], unverified_remote_user: bool) -> Vec<(String, String)> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let uri: Uri = "/x".parse().unwrap();
+        CgiRequest {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &map,
+            remote_addr: "127.0.0.1:1000".parse().unwrap(),
+            local_addr: "127.0.0.1:80".parse().unwrap(),
+            script_name: "/x",
+            path_info: "",
+            body_len: None,
+            pass_authorization: false,
+            unverified_remote_user,
+        }
+        .meta_variables()
+    }
+
+    fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        env.iter()
+            .find(|(var, _)| var == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    #[test]
+    fn a_proxy_header_never_becomes_http_proxy() {
+        // httpoxy: HTTP_PROXY would point the module's HTTP clients at the
+        // attacker.
+        let env = variables(
+            &[("proxy", "http://evil.example:3128"), ("x-a", "1")],
+            false,
+        );
+        assert_eq!(get(&env, "HTTP_PROXY"), None);
+        assert_eq!(get(&env, "HTTP_X_A"), Some("1"));
+    }
+
+    #[test]
+    fn remote_user_from_unverified_basic_credentials_is_opt_in() {
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("pinky:brain")
+        );
+        let env = variables(&[("authorization", &basic)], false);
+        assert_eq!(get(&env, "AUTH_TYPE"), Some("Basic"));
+        assert_eq!(get(&env, "REMOTE_USER"), None);
+        let env = variables(&[("authorization", &basic)], true);
+        assert_eq!(get(&env, "REMOTE_USER"), Some("pinky"));
     }
 
     #[test]

@@ -54,7 +54,15 @@ struct RouteEntry {
     limits: LimitOverrides,
     #[serde(default)]
     pass_authorization: bool,
+    #[serde(default)]
+    unverified_remote_user: bool,
+    #[serde(default = "query_args_by_default")]
+    query_args: bool,
     allowed_hosts: Option<Spanned<Vec<String>>>,
+}
+
+fn query_args_by_default() -> bool {
+    true
 }
 
 /// One entry of a route's `dirs` as written.
@@ -114,6 +122,12 @@ pub struct RouteConfig {
     pub limits: LimitOverrides,
     /// `pass_authorization`.
     pub pass_authorization: bool,
+    /// `unverified_remote_user`: `REMOTE_USER` from Basic credentials the
+    /// server does not check (off by default).
+    pub unverified_remote_user: bool,
+    /// `query_args`: whether a query without `=` becomes argv search words
+    /// after the route's `args` (on by default, as RFC 3875 4.4 says).
+    pub query_args: bool,
     /// `allowed_hosts`: where the route's component may send HTTP requests.
     pub allowed_hosts: Arc<AllowedHosts>,
 }
@@ -300,6 +314,8 @@ impl Config {
                 dirs,
                 limits: entry.limits,
                 pass_authorization: entry.pass_authorization,
+                unverified_remote_user: entry.unverified_remote_user,
+                query_args: entry.query_args,
                 allowed_hosts: Arc::new(allowed_hosts),
             });
         }
@@ -346,6 +362,8 @@ entrypoint = "handle"
 args = ["--fast"]
 env = { LOG_LEVEL = "info" }
 pass_authorization = true
+unverified_remote_user = true
+query_args = false
 allowed_hosts = ["api.example.com", "127.0.0.1:8081"]
 [route.limits]
 max_memory = "16MiB"
@@ -363,6 +381,8 @@ max_memory = "16MiB"
         assert_eq!(route.entrypoint.as_deref(), Some("handle"));
         assert_eq!(route.env, [("LOG_LEVEL".to_owned(), "info".to_owned())]);
         assert!(route.pass_authorization);
+        assert!(route.unverified_remote_user);
+        assert!(!route.query_args);
         assert!(
             route
                 .allowed_hosts

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Empty};
 
@@ -16,6 +16,7 @@ use super::endpoint::{Endpoint, Next};
 use super::error::HttpError;
 use super::guest::{Supervisor, stderr_log};
 use super::request_body::read_whole;
+use super::request_id::REQUEST_ID;
 use super::state::{AppState, Connection};
 use crate::cgi::request::{CgiRequest, search_words};
 use crate::runtime::{Input, Output};
@@ -28,8 +29,13 @@ pub async fn serve(
     endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
 ) -> Result<Next, HttpError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let route = endpoint.route;
+    // The module sees the id the server logs (a client's unusable id was
+    // replaced), as HTTP_X_REQUEST_ID.
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        parts.headers.insert(REQUEST_ID, id);
+    }
     let limits = endpoint.limits(state);
     let body = read_whole(body, &parts.headers, limits.max_body.0).await?;
 
@@ -44,15 +50,18 @@ pub async fn serve(
         path_info: &endpoint.path_info,
         body_len: body.as_ref().map(Bytes::len),
         pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
+        unverified_remote_user: route.is_some_and(|route| route.config.unverified_remote_user),
     };
     let plan = ResponsePlan {
         mode: endpoint.mode,
         head_only: parts.method == Method::HEAD,
     };
     let mut invocation = endpoint.invocation(limits);
-    invocation
-        .args
-        .extend(search_words(parts.uri.query().unwrap_or("")));
+    if route.is_none_or(|route| route.config.query_args) {
+        invocation
+            .args
+            .extend(search_words(parts.uri.query().unwrap_or("")));
+    }
     let meta = cgi.meta_variables();
     // Route variables first; a meta-variable of the same name replaces one.
     invocation

@@ -49,6 +49,14 @@ entrypoint = "greet"
 path = "/raw"
 module = "cat.wasm"
 mode = "cgi"
+
+[[route]]
+path = "/trusting/..."
+module = "env-dump.wasm"
+args = ["fixed"]
+env = { HTTP_PROXY = "http://route-proxy.example" }
+unverified_remote_user = true
+query_args = false
 "#;
 
 async fn get_env(server: &Server, path: &str) -> std::collections::HashMap<String, String> {
@@ -134,6 +142,38 @@ async fn route_env_is_added_but_never_overrides_meta_variables() {
             "{env_dump}: pass_authorization passes it"
         );
         assert!(!env.contains_key("ROUTE_NAME"), "routes don't share env");
+    }
+}
+
+#[tokio::test]
+async fn routes_opt_in_to_remote_user_and_out_of_query_words() {
+    for (twin, server) in servers() {
+        let env_dump = &twins("env-dump.wasm")[twin];
+        let response = client()
+            .get(server.url("/trusting/x?%2Fdata%2Fother"))
+            .header("Authorization", "Basic dTpw")
+            .header("Proxy", "http://evil.example:3128")
+            .send()
+            .await
+            .unwrap();
+        let env = parse_env(&response.text().await.unwrap());
+        assert_eq!(env["REMOTE_USER"], "u", "{env_dump}: opted in");
+        // Regression: the query's words came after the route's own args,
+        // so a client could pick the log analyzer's output file.
+        assert_eq!(
+            argv(&env),
+            [env_dump.clone(), "fixed".to_owned()],
+            "{env_dump}"
+        );
+        // httpoxy: the request's Proxy header never reaches HTTP_PROXY.
+        assert_eq!(
+            env["HTTP_PROXY"], "http://route-proxy.example",
+            "{env_dump}"
+        );
+
+        let env = get_env(&server, "/api/x?word").await;
+        assert!(!env.contains_key("REMOTE_USER"), "{env_dump}: not opted in");
+        assert_eq!(argv(&env)[2..], ["word".to_owned()], "{env_dump}");
     }
 }
 

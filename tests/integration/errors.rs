@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::support::{
     SLACK, Server, assert_served_then_busy, client, every_program, get_at_once, get_status,
-    get_text, get_with_id, post_status, post_text, read_to_end, request_id, timed_get, twins,
+    get_text, get_with_id, parse_env, post_status, post_text, read_to_end, request_id, timed_get,
+    twins,
 };
 
 fn status_line(response: &str) -> &str {
@@ -150,6 +151,25 @@ async fn a_client_request_id_is_echoed_and_a_missing_one_generated() {
     let response = client().get(server.url("/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-request-id"].len(), 32);
+}
+
+#[tokio::test]
+async fn the_module_sees_the_request_id_the_server_logs() {
+    // Regression: a client id the server replaced still reached the module.
+    let server = Server::start_all(&[]);
+    for name in twins("env-dump.wasm") {
+        for sent in ["has space", "fine-id"] {
+            let response = client()
+                .get(server.cgi(&name))
+                .header("x-request-id", sent)
+                .send()
+                .await
+                .unwrap();
+            let id = request_id(&response);
+            let env = parse_env(&response.text().await.unwrap());
+            assert_eq!(env["HTTP_X_REQUEST_ID"], id, "{name}: sent {sent:?}");
+        }
+    }
 }
 
 #[tokio::test]
