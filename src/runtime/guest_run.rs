@@ -42,6 +42,20 @@ pub enum Data {
     Ended(Exit),
 }
 
+/// What [`GuestRun::drain`] found.
+#[derive(Debug)]
+pub enum Drained {
+    /// The guest ended like `exit`, after `len` bytes of output in all.
+    Ended {
+        /// Bytes of output, those read before included.
+        len: u64,
+        /// How it ended.
+        exit: Exit,
+    },
+    /// Its output went past `max_output`; it still runs.
+    PastMaxOutput,
+}
+
 /// Where the instance is in its life.
 enum Lifecycle {
     Running(Instance),
@@ -214,14 +228,20 @@ where
         }
     }
 
-    /// Runs the guest to its end, reading and discarding its output: the
-    /// bytes discarded, and how it ended.
-    pub async fn drain(&mut self) -> (u64, Exit) {
-        let mut len = 0;
+    /// Runs the guest to its end, reading and discarding its output, as
+    /// long as its output stays within `max_output` counting `already`
+    /// bytes read before. The caller stops a guest that went past it.
+    pub async fn drain(&mut self, already: u64) -> Drained {
+        let mut len = already;
         loop {
             match self.next_data().await {
-                Data::Bytes(data) => len += data.len() as u64,
-                Data::Ended(exit) => return (len, exit),
+                Data::Bytes(data) => {
+                    len += data.len() as u64;
+                    if len > self.max_output {
+                        return Drained::PastMaxOutput;
+                    }
+                }
+                Data::Ended(exit) => return Drained::Ended { len, exit },
             }
         }
     }

@@ -51,7 +51,7 @@ mod slices;
 pub use cache::{CacheOutcome, Compiled, ModuleCache};
 pub use detect::{Kind, World};
 pub use guest_body::{BodyError, GuestBody};
-pub use guest_run::{Data, Event, GuestRun};
+pub use guest_run::{Data, Drained, Event, GuestRun};
 pub use http::{HandlerFailure, HandlerReply, HttpCall};
 pub use instance::Instance;
 pub use invocation::{DirGrant, Exit, Input, Invocation, Outcome, Output, Stdio, Usage};

@@ -20,7 +20,7 @@ use crate::cgi::Mode;
 use crate::cgi::response::{
     CgiResponse, HeaderEnd, HeaderScanner, MAX_HEADER_BLOCK, parse_header_block,
 };
-use crate::runtime::{Data, Exit, GuestRun, OutputReceiver};
+use crate::runtime::{Data, Drained, Exit, GuestRun, OutputReceiver};
 
 /// A command's stdout, as it is read.
 type Stdout = GuestRun<OutputReceiver>;
@@ -51,7 +51,11 @@ pub struct ResponsePlan {
 }
 
 /// Turns `run`'s output into the reply.
-pub async fn respond(mut run: Stdout, plan: ResponsePlan) -> Result<Reply, HttpError> {
+pub async fn respond(
+    mut run: Stdout,
+    plan: ResponsePlan,
+    request_id: &str,
+) -> Result<Reply, HttpError> {
     let mut output = BytesMut::new();
     let (status, headers) = match plan.mode {
         Mode::Simple => {
@@ -76,10 +80,22 @@ pub async fn respond(mut run: Stdout, plan: ResponsePlan) -> Result<Reply, HttpE
     *response.headers_mut() = headers;
 
     if plan.head_only {
-        let len = drain(&mut run, output.len()).await?;
-        response
-            .headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        match run.drain(output.len() as u64).await {
+            Drained::Ended { len, exit } => {
+                check(&exit)?;
+                response
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            // As a GET would be cut there: the head goes out without a
+            // length, and the module is stopped.
+            Drained::PastMaxOutput => {
+                tracing::warn!(
+                    request_id,
+                    "module output over max-output while answering HEAD; instance stopped"
+                );
+            }
+        }
         return Ok(Reply::Response(response));
     }
 
@@ -157,12 +173,6 @@ async fn gather(run: &mut Stdout, output: &mut BytesMut, max_output: u64) -> Opt
 
 /// Runs the guest to its end, counting and discarding its output; the body
 /// length, or the error its ending calls for.
-async fn drain(run: &mut Stdout, len: usize) -> Result<u64, HttpError> {
-    let (rest, exit) = run.drain().await;
-    check(&exit)?;
-    Ok(len as u64 + rest)
-}
-
 /// The error status for a guest that ended before its response was sent.
 fn check(exit: &Exit) -> Result<(), HttpError> {
     failure_status(exit).map_or(Ok(()), Err)
@@ -222,7 +232,7 @@ mod tests {
         run: Stdout,
         plan: ResponsePlan,
     ) -> Result<Response<ResponseBody>, HttpError> {
-        match respond(run, plan).await? {
+        match respond(run, plan, "test-id").await? {
             Reply::Response(response) => Ok(response),
             Reply::Redirect(target) => panic!("unexpected redirect to {target}"),
         }
@@ -386,14 +396,40 @@ mod tests {
 
         let steps = vec![Write(b"Content-Type: text/plain\n\nx")];
         let run = module(&Flag::default(), steps, Exit::TimedOut);
-        let error = respond(run, plan).await.err().unwrap();
+        let error = respond(run, plan, "test-id").await.err().unwrap();
         assert_eq!(error, HttpError::GatewayTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn head_stops_a_module_past_max_output() {
+        // Regression: HEAD drained a module's output without end.
+        let piece: &'static [u8] = Box::leak(vec![b'x'; 16 * 1024].into_boxed_slice());
+        let mut steps = vec![Write(b"Content-Type: text/plain\n\n")];
+        steps.extend((0..100).map(|_| Write(piece)));
+        steps.push(Sleep(Duration::from_secs(3600)));
+        let plan = ResponsePlan {
+            mode: Mode::Cgi,
+            head_only: true,
+        };
+        let alive = Flag::default();
+        let response = response(module(&alive, steps, Exit::Code(0)), plan)
+            .await
+            .unwrap();
+        assert!(!alive.is_up(), "stopped past max-output");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(!response.headers().contains_key(CONTENT_LENGTH));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_local_location_is_an_internal_redirect() {
         let steps = vec![Write(b"Location: /other?x=1\n\n")];
-        match respond(module(&Flag::default(), steps, Exit::Code(0)), CGI).await {
+        match respond(
+            module(&Flag::default(), steps, Exit::Code(0)),
+            CGI,
+            "test-id",
+        )
+        .await
+        {
             Ok(Reply::Redirect(target)) => assert_eq!(target, "/other?x=1"),
             _ => panic!("expected a redirect"),
         }

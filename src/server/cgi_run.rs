@@ -78,7 +78,7 @@ pub async fn serve(
         .stream(invocation, stderr)
         .map_err(|error| Supervisor::start_failed(program.name(), request_id, &error))?
         .on_end(supervisor.on_end());
-    match respond(run, plan).await? {
+    match respond(run, plan, request_id).await? {
         Reply::Response(response) => Ok(Next::Response(response)),
         Reply::Redirect(target) => redirected(&parts, &target).map(Next::Redirect),
     }
