@@ -138,7 +138,11 @@ impl RunCommand {
                 ExitCode::from(TIMEOUT_EXIT_CODE)
             }
             exit => {
-                eprintln!("error: the module {exit}");
+                match &exit {
+                    // The operator's own terminal: the backtrace on its lines.
+                    Exit::Trap(message) => eprintln!("error: the module trapped: {message}"),
+                    exit => eprintln!("error: the module {exit}"),
+                }
                 ExitCode::from(TRAP_EXIT_CODE)
             }
         })

@@ -11,6 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::limits::RunLimits;
 use super::outbound::AllowedHosts;
 use super::output::{OutputSender, StderrLog};
+use super::printable::printable;
 
 /// One run of a module: everything the guest sees. Nothing else of the host
 /// (environment, files, sockets) is reachable from inside.
@@ -115,7 +116,7 @@ impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(code) => write!(f, "exited with code {code}"),
-            Exit::Trap(message) => write!(f, "trapped: {message}"),
+            Exit::Trap(message) => write!(f, "trapped: {}", printable(message)),
             Exit::MemoryLimit { requested } => {
                 write!(
                     f,

@@ -44,6 +44,7 @@ mod invocation;
 mod limits;
 mod outbound;
 mod output;
+mod printable;
 mod program;
 mod sandbox;
 mod slices;

@@ -17,6 +17,8 @@ use tokio_util::sync::PollSemaphore;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
+use super::printable::printable;
+
 /// Most bytes one `write` may carry: the most `check_write` ever grants.
 /// WASI preview 1 writes in 4 KiB pieces anyway.
 const WRITE_BUDGET: usize = 64 * 1024;
@@ -254,7 +256,7 @@ impl StderrState {
     fn emit(&mut self) {
         let line = self.line.split();
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let text = printable(text.trim_end_matches(['\n', '\r']));
         tracing::info!(
             target: "wasm_cgi::guest",
             module = %self.module,
