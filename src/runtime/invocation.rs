@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use wasmtime_wasi::cli::StdinStream;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::limits::RunLimits;
@@ -36,15 +37,29 @@ pub struct Invocation {
 }
 
 /// A guest's standard input.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum Input {
     /// These bytes, then end of file.
     Bytes(Bytes),
+    /// Read from this stream as the guest reads (a request body as it
+    /// arrives, say); every run given it shares its read position.
+    Stream(Arc<dyn StdinStream + Sync>),
     /// The host process's own stdin (the `run` command).
     Inherit,
     /// Immediately at end of file.
     #[default]
     Empty,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Bytes(bytes) => f.debug_tuple("Bytes").field(&bytes.len()).finish(),
+            Input::Stream(_) => f.write_str("Stream"),
+            Input::Inherit => f.write_str("Inherit"),
+            Input::Empty => f.write_str("Empty"),
+        }
+    }
 }
 
 /// Where a guest's stdout or stderr goes.

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap};
+use wasmtime_wasi::cli::{IsTerminal, StdinStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -459,6 +460,7 @@ fn wasi_builder(invocation: &Invocation, stdio: Stdio) -> anyhow::Result<WasiCtx
         .allow_ip_name_lookup(false);
     match &invocation.stdin {
         Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
+        Input::Stream(stream) => builder.stdin(SharedStdin(stream.clone())),
         Input::Inherit => builder.inherit_stdin(),
         Input::Empty => builder.stdin(MemoryInputPipe::new(Bytes::new())),
     };
@@ -492,6 +494,25 @@ fn wasi_builder(invocation: &Invocation, stdio: Stdio) -> anyhow::Result<WasiCtx
             })?;
     }
     Ok(builder)
+}
+
+/// An [`Input::Stream`] as the builder takes it.
+struct SharedStdin(Arc<dyn StdinStream + Sync>);
+
+impl IsTerminal for SharedStdin {
+    fn is_terminal(&self) -> bool {
+        self.0.is_terminal()
+    }
+}
+
+impl StdinStream for SharedStdin {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::InputStream> {
+        self.0.p2_stream()
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
+        self.0.async_stream()
+    }
 }
 
 /// Turns the error a guest call ended with into an [`Exit`].

@@ -1,11 +1,12 @@
 //! Runs a command (a WASI module or a `wasi:cli/command` component) for one
-//! request through CGI: reads the body within `max-body`, builds the CGI
-//! environment and argv, waits for an instance slot, starts the guest, and
-//! hands its stdout to [`cgi_response`](super::cgi_response).
+//! request through CGI: checks the body against `max-body`, waits for an
+//! instance slot, builds the CGI environment and argv, starts the guest with
+//! the body as its stdin (streamed as it reads; a body of undeclared length
+//! is read whole first), and hands its stdout to
+//! [`cgi_response`](super::cgi_response).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Empty};
@@ -15,9 +16,10 @@ use super::cgi_response::{Reply, ResponsePlan, respond};
 use super::endpoint::{Endpoint, Next};
 use super::error::HttpError;
 use super::guest::{Supervisor, stderr_log};
-use super::request_body::read_whole;
+use super::request_body::{BodyFault, StreamedBody, declared_length, has_body, read_whole};
 use super::request_id::REQUEST_ID;
 use super::state::{AppState, Connection};
+use super::stdin::RequestStdin;
 use crate::cgi::request::{CgiRequest, search_words};
 use crate::runtime::{Input, Output};
 
@@ -37,7 +39,26 @@ pub async fn serve(
         parts.headers.insert(REQUEST_ID, id);
     }
     let limits = endpoint.limits(state);
-    let body = read_whole(body, &parts.headers, limits.max_body.0).await?;
+    let max_body = limits.max_body.0;
+    // A body declared too large is refused before anything runs.
+    let has_body = has_body(&parts.headers, max_body)?;
+    let permit = endpoint.acquire_slot(state).await?;
+    let fault = Arc::new(BodyFault::default());
+    let (stdin, body_len, charge) = match (has_body, declared_length(&parts.headers)) {
+        (false, _) => (Input::Empty, None, None),
+        // Streamed to stdin as the module reads it.
+        (true, Some(len)) => {
+            let body = StreamedBody::new(Some(body), max_body, fault.clone());
+            let stdin = Input::Stream(Arc::new(RequestStdin::new(body)));
+            (stdin, usize::try_from(len).ok(), None)
+        }
+        // CONTENT_LENGTH must be known first: read whole, under the budget.
+        (true, None) => {
+            let buffered = read_whole(body, max_body, &state.body_buffer).await?;
+            let len = buffered.bytes.len();
+            (Input::Bytes(buffered.bytes), Some(len), buffered.charge)
+        }
+    };
 
     let cgi = CgiRequest {
         method: &parts.method,
@@ -48,7 +69,7 @@ pub async fn serve(
         local_addr: connection.local,
         script_name: &endpoint.script_name,
         path_info: &endpoint.path_info,
-        body_len: body.as_ref().map(Bytes::len),
+        body_len,
         pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
         unverified_remote_user: route.is_some_and(|route| route.config.unverified_remote_user),
     };
@@ -68,17 +89,23 @@ pub async fn serve(
         .env
         .retain(|(name, _)| !meta.iter().any(|(cgi, _)| cgi == name));
     invocation.env.extend(meta);
-    invocation.stdin = Input::Bytes(body.unwrap_or_default());
+    invocation.stdin = stdin;
 
     let program = &endpoint.program;
-    let permit = endpoint.acquire_slot(state).await?;
     let supervisor = Supervisor::new(state, program.name(), request_id, permit);
     let stderr = Output::Log(stderr_log(program.name(), request_id));
     let run = program
         .stream(invocation, stderr)
         .map_err(|error| Supervisor::start_failed(program.name(), request_id, &error))?
-        .on_end(supervisor.on_end());
-    match respond(run, plan, request_id).await? {
+        .on_end(supervisor.on_end())
+        // A buffered body's memory is given back when the module is gone.
+        .on_end(move |_| drop(charge));
+    // When the body went wrong while the module read it, that is what the
+    // client hears about (413, 408), not the module's reaction to it.
+    match respond(run, plan, request_id)
+        .await
+        .map_err(|error| fault.error().unwrap_or(error))?
+    {
         Reply::Response(response) => Ok(Next::Response(response)),
         Reply::Redirect(target) => redirected(&parts, &target).map(Next::Redirect),
     }

@@ -25,6 +25,7 @@ mod request_body;
 mod request_id;
 mod state;
 mod static_files;
+mod stdin;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,8 +1,9 @@
 //! The request body under the server's limits, for both executors: at most
 //! `max-body` bytes (a declared length over it is refused before anything
 //! runs; a count past it fails the read), and a client that goes silent
-//! for [`BODY_READ_TIMEOUT`] is given up on. CGI runs read it whole before
-//! the module starts; wasi:http handlers read it as it streams in.
+//! for [`BODY_READ_TIMEOUT`] is given up on. Guests read it as it streams
+//! in (a CGI module through its stdin); a CGI body of undeclared length is
+//! read whole first, under a server-wide memory budget.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 use super::bodies::RequestBody;
@@ -43,26 +45,60 @@ pub fn has_body(headers: &HeaderMap, max_body: u64) -> Result<bool, HttpError> {
     Ok(declared.is_some() || headers.contains_key(TRANSFER_ENCODING))
 }
 
-/// The whole request body, or `None` when the request has none: 413 past
-/// `max_body`, 408 when it has not all arrived within
-/// [`BODY_READ_TIMEOUT`].
+/// Bytes of request bodies the server holds in memory at once, for CGI
+/// requests whose length is not declared (chunked): their length must be
+/// known before the module starts (`CONTENT_LENGTH`), so they are read
+/// whole. Past it such requests get 503. Bodies of declared length are
+/// streamed to the module and cost nothing here.
+pub const BUFFERED_BODIES: usize = 256 << 20;
+
+/// A whole request body held in memory, and its share of
+/// [`BUFFERED_BODIES`], given back when dropped.
+pub struct Buffered {
+    /// The body.
+    pub bytes: Bytes,
+    /// Its bytes of the budget.
+    pub charge: Option<OwnedSemaphorePermit>,
+}
+
+/// The whole request body, read under `max_body` (413 past it) within
+/// [`BODY_READ_TIMEOUT`] (408), each frame charged to `budget` as it comes
+/// (503 when the server holds too many bodies already).
 pub async fn read_whole(
-    body: RequestBody,
-    headers: &HeaderMap,
+    mut body: RequestBody,
     max_body: u64,
-) -> Result<Option<Bytes>, HttpError> {
-    if !has_body(headers, max_body)? {
-        return Ok(None);
-    }
-    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect())
+    budget: &Arc<Semaphore>,
+) -> Result<Buffered, HttpError> {
+    let read = async {
+        let mut bytes = BytesMut::new();
+        let mut charge: Option<OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| HttpError::BadRequest("the request body could not be read"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if (bytes.len() + data.len()) as u64 > max_body {
+                return Err(HttpError::PayloadTooLarge);
+            }
+            let more = u32::try_from(data.len())
+                .ok()
+                .and_then(|len| budget.clone().try_acquire_many_owned(len).ok())
+                .ok_or(HttpError::Overloaded)?;
+            match &mut charge {
+                Some(charge) => charge.merge(more),
+                None => charge = Some(more),
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(Buffered {
+            bytes: bytes.freeze(),
+            charge,
+        })
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
-        .map_err(|_| HttpError::RequestTimeout)?;
-    match collected {
-        Ok(collected) => Ok(Some(collected.to_bytes())),
-        Err(error) if error.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge),
-        Err(_) => Err(HttpError::BadRequest("the request body could not be read")),
-    }
+        .map_err(|_| HttpError::RequestTimeout)?
 }
 
 /// What went wrong with a streamed body while the guest read it, so the
@@ -203,5 +239,40 @@ impl Body for StreamedBody {
         self.inner
             .as_ref()
             .map_or(SizeHint::with_exact(0), |inner| inner.body.size_hint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::Full;
+
+    use super::*;
+
+    fn body(bytes: &'static [u8]) -> RequestBody {
+        Full::new(Bytes::from_static(bytes))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    #[tokio::test]
+    async fn whole_bodies_are_charged_to_the_budget_until_dropped() {
+        let budget = Arc::new(Semaphore::new(10));
+        let first = read_whole(body(b"123456"), 100, &budget)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(first.bytes, "123456");
+        assert_eq!(budget.available_permits(), 4);
+        let refused = read_whole(body(b"abcdef"), 100, &budget).await.err();
+        assert_eq!(refused, Some(HttpError::Overloaded), "over the budget");
+        assert_eq!(
+            budget.available_permits(),
+            4,
+            "a refused body keeps nothing"
+        );
+        drop(first);
+        assert_eq!(budget.available_permits(), 10);
+        let too_large = read_whole(body(b"abcdef"), 5, &budget).await.err();
+        assert_eq!(too_large, Some(HttpError::PayloadTooLarge));
     }
 }

@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use super::drain::Drain;
 use super::metrics::Metrics;
+use super::request_body::BUFFERED_BODIES;
 use super::static_files::StaticFiles;
 use crate::admission::Admission;
 use crate::cgi::Mode;
@@ -30,6 +33,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Instance slots and the queue in front of them.
     pub admission: Admission,
+    /// Bytes of whole request bodies held at once (see
+    /// [`BUFFERED_BODIES`](super::request_body::BUFFERED_BODIES)).
+    pub body_buffer: Arc<Semaphore>,
     /// Requests in flight, for graceful shutdown.
     pub drain: Arc<Drain>,
     /// The Prometheus metrics.
@@ -62,6 +68,7 @@ impl AppState {
             www,
             mode,
             admission: Admission::new(limits.max_concurrency, limits.queue_timeout),
+            body_buffer: Arc::new(Semaphore::new(BUFFERED_BODIES)),
             limits,
             drain: Arc::default(),
             metrics,

@@ -95,3 +95,30 @@ async fn a_head_request_runs_the_module_and_sends_no_body() {
         );
     }
 }
+
+#[tokio::test]
+async fn large_uploads_stream_to_the_module_instead_of_into_memory() {
+    // Regression: a CGI body was read whole, about twice over, before the
+    // module started: parallel large uploads took the host's memory.
+    const UPLOAD: usize = 32 << 20;
+    let server = Server::start_all(&["--max-body", "64MiB"]);
+    let before = server.peak_rss_kib();
+    let body = bytes::Bytes::from(vec![b'u'; UPLOAD]);
+    let uploads = (0..6).map(|i| {
+        let url = server.cgi(&twins("wc.wasm")[i % 2]);
+        let body = body.clone();
+        async move {
+            let response = client().post(url).body(body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    });
+    for counted in futures::future::join_all(uploads).await {
+        assert_eq!(counted, format!("{UPLOAD}\n"));
+    }
+    let after = server.peak_rss_kib();
+    assert!(
+        after < before + 64 * 1024,
+        "peak resident memory rose from {before} KiB to {after} KiB for 6 uploads of 32 MiB"
+    );
+}

@@ -22,6 +22,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("sleep.wasm", test_artifacts::SLEEP),
     ("slow-lines.wasm", test_artifacts::SLOW_LINES),
     ("trap.wasm", test_artifacts::TRAP),
+    ("wc.wasm", test_artifacts::WC),
 ];
 
 /// The same test programs built for `wasm32-wasip2`: `wasi:cli/command`
@@ -37,6 +38,7 @@ pub const P2_PROGRAMS: &[(&str, &str)] = &[
     ("sleep-p2.wasm", test_artifacts::P2_SLEEP),
     ("slow-lines-p2.wasm", test_artifacts::P2_SLOW_LINES),
     ("trap-p2.wasm", test_artifacts::P2_TRAP),
+    ("wc-p2.wasm", test_artifacts::P2_WC),
 ];
 
 /// The `wasi:http/proxy` test handler, as (file name, built path).
@@ -249,6 +251,13 @@ impl Server {
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The most resident memory the server has had, in KiB, from `/proc`.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
