@@ -32,7 +32,7 @@ use super::invocation::{Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
 use super::limits::RunLimits;
 use super::outbound::OutboundPolicy;
 use super::output::{OutputReceiver, output_channel};
-use super::slices::LongLane;
+use super::slices::{LaneHandle, LongLane};
 
 /// The entry point of a WASI command.
 pub const COMMAND_ENTRY: &str = "_start";
@@ -163,12 +163,12 @@ impl Program {
                     wasi: builder.build_p1(),
                     limiter,
                 };
-                let mut store = self.store(host, &limits)?;
+                let (mut store, lane) = self.store(host, &limits)?;
                 let pre = pre.clone();
                 let entry = invocation
                     .entrypoint
                     .unwrap_or_else(|| COMMAND_ENTRY.to_owned());
-                Ok(Instance::new(meter.measure(limits, async move {
+                Ok(Instance::new(meter.measure(limits, lane, async move {
                     let result = call_module(&pre, &mut store, &entry).await;
                     (store, result)
                 })))
@@ -180,9 +180,9 @@ impl Program {
                     );
                 }
                 let host = self.component_host(builder, limiter, &invocation);
-                let mut store = self.store(host, &limits)?;
+                let (mut store, lane) = self.store(host, &limits)?;
                 let pre = pre.clone();
-                Ok(Instance::new(meter.measure(limits, async move {
+                Ok(Instance::new(meter.measure(limits, lane, async move {
                     let result = call_command(&pre, &mut store).await;
                     (store, result)
                 })))
@@ -264,7 +264,7 @@ impl Program {
         let (meter, limiter) = self.meter(&limits);
         let builder = wasi_builder(&invocation, stdio)?;
         let host = self.component_host(builder, limiter, &invocation);
-        let mut store = self.store(host, &limits)?;
+        let (mut store, lane) = self.store(host, &limits)?;
         let (sender, response) = oneshot::channel();
         let (request, outparam) = {
             let mut http = store.data_mut().http();
@@ -277,7 +277,7 @@ impl Program {
             (request, outparam)
         };
         let pre = pre.clone();
-        let instance = Instance::new(meter.measure(limits, async move {
+        let instance = Instance::new(meter.measure(limits, lane, async move {
             let call = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -304,16 +304,20 @@ impl Program {
     /// (so a spinning guest never holds a worker thread and the timeout can
     /// stop it; long-running guests share the long lane, see `slices`), and
     /// the fuel budget when fuel is metered.
-    fn store<T: Limited>(&self, data: T, limits: &RunLimits) -> anyhow::Result<Store<T>> {
+    fn store<T: Limited>(
+        &self,
+        data: T,
+        limits: &RunLimits,
+    ) -> anyhow::Result<(Store<T>, LaneHandle)> {
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| data.limiter());
         store.set_epoch_deadline(1);
-        let mut slicer = self.lane.slicer();
+        let (mut slicer, lane) = self.lane.slicer();
         store.epoch_deadline_callback(move |_| Ok(slicer.on_tick()));
         if self.fuel_metering {
             store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
         }
-        Ok(store)
+        Ok((store, lane))
     }
 
     /// A meter for one run starting now, and the limiter that feeds it.
@@ -368,10 +372,11 @@ impl Meter {
     async fn measure<T: Limited>(
         mut self,
         limits: RunLimits,
+        lane: LaneHandle,
         call: impl Future<Output = (Store<T>, wasmtime::Result<()>)>,
     ) -> Outcome {
         self.started = Instant::now();
-        match tokio::time::timeout(limits.timeout, call).await {
+        match tokio::time::timeout(limits.timeout, lane.drive(call)).await {
             Ok((store, result)) => self.outcome(Some(store), Ok(result), &limits),
             Err(elapsed) => self.outcome::<T>(None, Err(elapsed), &limits),
         }

@@ -3,7 +3,12 @@
 //! first slices moves to the long lane: only half the cores' worth of such
 //! guests run at a time, taking turns slice by slice, so however many
 //! requests spin, short requests always have the other half of the machine.
+//! A guest gives its lane slot back as soon as it blocks in a host call
+//! (a sleep, a read): only computing holds the lane.
 
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,13 +32,16 @@ impl LongLane {
         }
     }
 
-    /// The slice keeper for one guest.
-    pub fn slicer(&self) -> Slicer {
-        Slicer {
+    /// The slice keeper for one guest, and the handle its run is driven
+    /// through ([`LaneHandle::drive`]).
+    pub fn slicer(&self) -> (Slicer, LaneHandle) {
+        let handle = LaneHandle(Arc::default());
+        let slicer = Slicer {
             slots: self.slots.clone(),
             slices: 0,
-            held: Arc::default(),
-        }
+            lane: handle.clone(),
+        };
+        (slicer, handle)
     }
 }
 
@@ -41,8 +49,42 @@ impl LongLane {
 pub struct Slicer {
     slots: Arc<Semaphore>,
     slices: u32,
+    lane: LaneHandle,
+}
+
+/// One guest's place in the long lane, shared by its slicer and the future
+/// that drives it.
+#[derive(Clone, Default)]
+pub struct LaneHandle(Arc<LaneState>);
+
+#[derive(Default)]
+struct LaneState {
     /// The long-lane slot the guest runs its current slice in, if any.
-    held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    held: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The guest is waiting in its own tick's yield (for the lane), not in
+    /// a host call.
+    yielding: AtomicBool,
+}
+
+impl LaneHandle {
+    /// Drives `run` (a guest's call): whenever it waits and not in its own
+    /// tick's yield, it is blocked in a host call, and its lane slot goes
+    /// back. It queues for one again at its next tick.
+    pub async fn drive<F: Future>(&self, run: F) -> F::Output {
+        let mut run = pin!(run);
+        poll_fn(|cx| {
+            let poll = run.as_mut().poll(cx);
+            if poll.is_pending() && !self.0.yielding.load(Ordering::Acquire) {
+                self.give_back();
+            }
+            poll
+        })
+        .await
+    }
+
+    fn give_back(&self) {
+        drop(lock(&self.0.held).take());
+    }
 }
 
 impl Slicer {
@@ -53,8 +95,9 @@ impl Slicer {
         if self.slices < FAST_SLICES {
             return UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()));
         }
-        let held = self.held.clone();
-        drop(lock(&held).take());
+        let lane = self.lane.clone();
+        lane.give_back();
+        lane.0.yielding.store(true, Ordering::Release);
         let slots = self.slots.clone();
         UpdateDeadline::YieldCustom(
             1,
@@ -64,7 +107,8 @@ impl Slicer {
                     .acquire_owned()
                     .await
                     .expect("the lane is never closed");
-                *lock(&held) = Some(slot);
+                *lock(&lane.0.held) = Some(slot);
+                lane.0.yielding.store(false, Ordering::Release);
             }),
         )
     }
@@ -90,8 +134,8 @@ mod tests {
     #[tokio::test]
     async fn long_running_guests_take_turns_in_the_lane() {
         let lane = LongLane::new(2);
-        let mut first = lane.slicer();
-        let mut second = lane.slicer();
+        let (mut first, _) = lane.slicer();
+        let (mut second, _) = lane.slicer();
         for _ in 0..FAST_SLICES {
             tick(&mut first).await;
         }
@@ -108,5 +152,34 @@ mod tests {
         assert!(!waiting.is_finished(), "the second waits for the slot");
         tick(&mut first).await;
         waiting.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guest_blocked_in_a_host_call_gives_its_lane_slot_back() {
+        // Regression: a guest that computed, then slept, kept the lane for
+        // its whole sleep, stalling every other long-running guest.
+        let lane = LongLane::new(2);
+        let (mut sleeper, handle) = lane.slicer();
+        let run = async move {
+            for _ in 0..FAST_SLICES {
+                tick(&mut sleeper).await;
+            }
+            // Now in the lane; then a host call that blocks.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        };
+        let sleeping = tokio::spawn(async move { handle.drive(run).await });
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(!sleeping.is_finished());
+        assert_eq!(
+            lane.slots.available_permits(),
+            1,
+            "the sleeping guest holds no slot"
+        );
+        let (mut computing, _) = lane.slicer();
+        for _ in 0..FAST_SLICES {
+            tick(&mut computing).await;
+        }
+        assert_eq!(lane.slots.available_permits(), 0, "the other got it");
+        sleeping.abort();
     }
 }

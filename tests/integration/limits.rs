@@ -33,6 +33,37 @@ async fn a_spinning_module_is_stopped_at_its_timeout_with_504() {
 }
 
 #[tokio::test]
+async fn a_module_sleeping_after_computing_leaves_the_long_lane_to_others() {
+    // Regression: a guest kept its long-lane slot while blocked in a host
+    // call, so modules that compute a little and then sleep stalled every
+    // other long-running guest for the whole sleep.
+    let lane_slots = std::thread::available_parallelism().map_or(1, usize::from) / 2;
+    let server = Server::start_all(&["--timeout", "20s"]);
+    let sleepers: Vec<_> = (0..lane_slots.max(1))
+        .map(|i| {
+            let url = server.cgi(&format!(
+                "{}?compute-sleep+200+10000",
+                twins("hostile.wasm")[i % 2]
+            ));
+            tokio::spawn(async move { client().get(url).send().await.unwrap().text().await })
+        })
+        .collect();
+    // Long enough for each sleeper to have reached the lane and its sleep.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for name in twins("hostile.wasm") {
+        let (status, body, took) = get(&server, &format!("{name}?compute+300")).await;
+        assert_eq!((status, body.as_str()), (200, "computed\n"), "{name}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: a long-running guest waited {took:?} for sleeping ones"
+        );
+    }
+    for sleeper in sleepers {
+        sleeper.abort();
+    }
+}
+
+#[tokio::test]
 async fn a_spinning_module_does_not_slow_other_requests() {
     let server = Server::start_all(&["--timeout", "3s"]);
     let spinners: Vec<_> = twins("hostile.wasm")

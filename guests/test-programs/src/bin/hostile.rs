@@ -5,7 +5,9 @@
 //! `big-memory` touches argv 2 MiB once and then prints `ok`, `huge-write`
 //! hands stdout 64 MiB in one call (a component calls `output-stream.write`
 //! directly, without asking `check-write` first), `many-headers` writes
-//! 30,000 CGI header lines in one call.
+//! 30,000 CGI header lines in one call, `compute MS` spins for argv 2
+//! milliseconds then prints `computed`, `compute-sleep MS SLEEP` spins for
+//! MS milliseconds, then sleeps SLEEP milliseconds, then prints `slept`.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -60,6 +62,15 @@ fn main() {
             let block = black_box(vec![1u8; mib << 20]);
             println!("ok {}", block.len() >> 20);
         }
+        Some("compute") => {
+            spin_for(millis(&args, 2));
+            println!("computed");
+        }
+        Some("compute-sleep") => {
+            spin_for(millis(&args, 2));
+            std::thread::sleep(std::time::Duration::from_millis(millis(&args, 3)));
+            println!("slept");
+        }
         Some("huge-write") => {
             let chunk = vec![b'w'; 64 << 20];
             huge_write(&chunk);
@@ -72,9 +83,26 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: hostile spin|alloc|print|stderr|read|header|big-memory MIB|huge-write|many-headers"
+                "usage: hostile spin|alloc|print|stderr|read|header|big-memory MIB|huge-write|many-headers|compute MS|compute-sleep MS SLEEP"
             );
             std::process::exit(2);
+        }
+    }
+}
+
+/// argv `index` as milliseconds (0 if absent).
+fn millis(args: &[String], index: usize) -> u64 {
+    args.get(index).and_then(|a| a.parse().ok()).unwrap_or(0)
+}
+
+/// Computes, without a host call in the loop, until `ms` milliseconds of
+/// wall time have passed.
+fn spin_for(ms: u64) {
+    let start = std::time::Instant::now();
+    let mut counter = 0u64;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        for _ in 0..100_000 {
+            counter = black_box(counter.wrapping_add(1));
         }
     }
 }
