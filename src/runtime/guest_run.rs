@@ -142,11 +142,6 @@ where
         self.max_output
     }
 
-    /// What the output says of its own length.
-    pub(crate) fn output_size_hint(&self) -> http_body::SizeHint {
-        self.output.size_hint()
-    }
-
     /// The instance, if it still runs.
     pub(crate) fn into_instance(self) -> Option<Instance> {
         match self.instance {

@@ -15,6 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::bodies::{BoxError, ResponseBody};
 use super::drain::InFlight;
 use super::metrics::Metrics;
+use super::watchdog::Armed;
 
 /// The module that answered a request, and the configured route that led
 /// to it (`None`: the `/cgi-bin/wasm-run.cgi/` folder URL).
@@ -24,6 +25,8 @@ pub struct AnsweredBy {
     pub module: Arc<str>,
     /// The route's path pattern, e.g. `/api/...`.
     pub route: Option<String>,
+    /// When its guest is over at the latest.
+    pub deadline: tokio::time::Instant,
 }
 
 /// What the access line says about a request, gathered as it is handled.
@@ -54,15 +57,18 @@ pub struct LoggedBody {
     bytes: u64,
     outcome: &'static str,
     _in_flight: Option<InFlight>,
+    _armed: Option<Armed>,
 }
 
 impl LoggedBody {
-    /// Wraps `inner`; `in_flight` keeps the request counted until the end.
+    /// Wraps `inner`; `in_flight` keeps the request counted and `armed`
+    /// its deadline armed until the end.
     pub fn new(
         inner: ResponseBody,
         record: RequestRecord,
         metrics: Arc<Metrics>,
         in_flight: Option<InFlight>,
+        armed: Option<Armed>,
     ) -> Self {
         Self {
             inner,
@@ -71,6 +77,7 @@ impl LoggedBody {
             bytes: 0,
             outcome: "abandoned",
             _in_flight: in_flight,
+            _armed: armed,
         }
     }
 }

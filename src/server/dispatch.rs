@@ -4,10 +4,11 @@
 //! follows internal redirects, and hands the response to the access log.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::access_log::{AnsweredBy, LoggedBody, RequestRecord};
@@ -31,6 +32,11 @@ pub enum Surface {
 
 /// Internal redirects (`cgi` mode, local `Location`) followed per request.
 pub const MAX_REDIRECTS: usize = 5;
+
+/// How long after its guest's own deadline an unfinished response has its
+/// connection closed: a guest that is polled stops itself first, with the
+/// usual 504 or cut body.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Longest request target (path and query) accepted, as Apache's
 /// `LimitRequestLine`; longer ones get 414.
@@ -88,8 +94,17 @@ pub async fn handle(
         status: response.status().as_u16(),
         answered_by,
     };
+    // A guest's response still streaming (a complete body has a known
+    // size; a guest's streamed one never has) is bound to its deadline even
+    // if the client stops reading (see `watchdog`).
+    let streaming = response.body().size_hint().exact().is_none();
+    let armed = record
+        .answered_by
+        .as_ref()
+        .filter(|_| streaming)
+        .map(|by| connection.watchdog.arm(by.deadline));
     let metrics = state.metrics.clone();
-    response.map(|body| LoggedBody::new(body, record, metrics, in_flight).boxed_unsync())
+    response.map(|body| LoggedBody::new(body, record, metrics, in_flight, armed).boxed_unsync())
 }
 
 async fn follow_redirects(
@@ -145,10 +160,6 @@ async fn dispatch(
             .modules
             .get(&found.route.config.module)
             .ok_or(HttpError::NotFound)?;
-        *answered_by = Some(AnsweredBy {
-            module: entry.program.name().clone(),
-            route: Some(found.route.config.path.to_string()),
-        });
         let endpoint = Endpoint {
             program: entry.program.clone(),
             script_name: found.script_name.to_owned(),
@@ -156,7 +167,15 @@ async fn dispatch(
             mode: found.route.config.mode.or(entry.mode).unwrap_or(state.mode),
             route: Some(found.route),
         };
-        return run(state, request, connection, endpoint, request_id).await;
+        return run(
+            state,
+            request,
+            connection,
+            endpoint,
+            request_id,
+            answered_by,
+        )
+        .await;
     }
     let Some(target) = cgi_bin::parse(request.uri().path()) else {
         return static_files::serve(state, request)
@@ -168,10 +187,6 @@ async fn dispatch(
         .modules
         .get(&target.module)
         .ok_or(HttpError::NotFound)?;
-    *answered_by = Some(AnsweredBy {
-        module: entry.program.name().clone(),
-        route: None,
-    });
     let endpoint = Endpoint {
         program: entry.program.clone(),
         script_name: target.script_name,
@@ -179,18 +194,37 @@ async fn dispatch(
         mode: entry.mode.unwrap_or(state.mode),
         route: None,
     };
-    run(state, request, connection, endpoint, request_id).await
+    run(
+        state,
+        request,
+        connection,
+        endpoint,
+        request_id,
+        answered_by,
+    )
+    .await
 }
 
 /// Runs `endpoint` for `request`: a wasi:http handler answers it itself, a
-/// command (module or component) through CGI.
+/// command (module or component) through CGI. Notes in `answered_by` which
+/// program answers, and by when its guest is over at the latest.
 async fn run(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
     endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
+    answered_by: &mut Option<AnsweredBy>,
 ) -> Result<Next, HttpError> {
+    let limits = endpoint.limits(state);
+    *answered_by = Some(AnsweredBy {
+        module: endpoint.program.name().clone(),
+        route: endpoint.route.map(|route| route.config.path.to_string()),
+        deadline: tokio::time::Instant::now()
+            + limits.queue_timeout
+            + limits.timeout
+            + DEADLINE_GRACE,
+    });
     match endpoint.program.kind() {
         ProgramKind::Proxy => handler_run::serve(state, request, connection, endpoint, request_id)
             .await

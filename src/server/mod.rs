@@ -21,11 +21,13 @@ mod error;
 mod guest;
 mod handler_run;
 mod metrics;
+mod paced_io;
 mod request_body;
 mod request_id;
 mod state;
 mod static_files;
 mod stdin;
+mod watchdog;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,21 +40,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_io_timeout::TimeoutStream;
 
 pub use state::{AppState, Connection};
 pub use static_files::StaticFiles;
+
+use paced_io::PacedIo;
+use watchdog::Watchdog;
 
 use dispatch::Surface;
 
 /// How long a client may take to send the request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a client may leave response bytes unread (the socket full)
-/// before the connection is closed: a response stalled by a client that
-/// stopped reading holds an instance and its slot, and the guest's own
-/// deadline can't fire while nothing polls it.
-const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest request head (request line plus headers) read from a client;
 /// larger heads get 431.
@@ -139,20 +137,29 @@ async fn accept_until(
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let connection = Connection { remote, local };
+        let watchdog = Watchdog::default();
+        let connection = Connection {
+            remote,
+            local,
+            watchdog: watchdog.clone(),
+        };
         let state = state.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let request = request.map(|body| body.boxed_unsync());
-            let response = dispatch::handle(state.clone(), request, connection, surface);
+            let response = dispatch::handle(state.clone(), request, connection.clone(), surface);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
-        let io = TokioIo::new(Box::pin(stream));
+        let io = TokioIo::new(PacedIo::new(stream));
         let connection = connections.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!("connection from {remote} ended with an error: {error}");
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!("connection from {remote} ended with an error: {error}");
+                },
+                // Dropping the connection drops the response and its guest.
+                () = watchdog.fired() => {
+                    tracing::warn!("connection from {remote} closed: its response ran past the guest's deadline");
+                }
             }
         });
     }

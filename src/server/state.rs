@@ -10,6 +10,7 @@ use super::drain::Drain;
 use super::metrics::Metrics;
 use super::request_body::BUFFERED_BODIES;
 use super::static_files::StaticFiles;
+use super::watchdog::Watchdog;
 use crate::admission::Admission;
 use crate::cgi::Mode;
 use crate::limits::Limits;
@@ -77,12 +78,15 @@ impl AppState {
     }
 }
 
-/// The two ends of one client connection.
-#[derive(Debug, Clone, Copy)]
+/// The two ends of one client connection, and its watchdog.
+#[derive(Debug, Clone)]
 pub struct Connection {
     /// The client's address (`REMOTE_ADDR`).
     pub remote: SocketAddr,
     /// The address the connection came in on (`SERVER_PORT`, and
     /// `SERVER_NAME` when the request has no `Host`).
     pub local: SocketAddr,
+    /// Closes the connection when a response runs past its guest's
+    /// deadline unpolled.
+    pub watchdog: Watchdog,
 }

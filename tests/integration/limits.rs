@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::support::{SLACK, Server, client, get_with_id, read_to_end, timed_get, twins};
+use crate::support::{
+    SLACK, Server, client, get_text, get_with_id, read_to_end, sample, timed_get, twins,
+};
 
 /// `GET` of `path` under the folder URL: status, body, time taken.
 async fn get(server: &Server, path: &str) -> (u16, String, Duration) {
@@ -171,6 +173,40 @@ async fn a_component_writing_more_than_it_was_granted_traps() {
     let (status, body, _) = get(&server, "hostile.wasm?many-headers").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("header block is longer"), "{body}");
+    assert!(server.is_healthy().await);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_keep_a_guest_past_its_timeout() {
+    // Regression: the guest only runs, and only sees its deadline, while
+    // its body is polled; a client leaving the socket full held it (and
+    // its slot) until the write stall timed out, or for ever if it read a
+    // few bytes now and then.
+    use std::io::Write as _;
+    let server = Server::start_all(&["--timeout", "2s"]);
+    for name in twins("hostile.wasm") {
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        write!(
+            stream,
+            "GET /cgi-bin/wasm-run.cgi/{name}?print HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        .unwrap();
+        let started = Instant::now();
+        loop {
+            let metrics = get_text(&server.url("/metrics")).await;
+            if sample(&metrics, "wasm_cgi_instances_in_flight") == Some(0.0)
+                && started.elapsed() > Duration::from_millis(500)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{name}: the guest outlived its 2 s timeout by far"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(stream);
+    }
     assert!(server.is_healthy().await);
 }
 
