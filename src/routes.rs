@@ -3,6 +3,7 @@
 //! wins; an exact route wins over a prefix of the same length. The matched
 //! part becomes `SCRIPT_NAME`, the rest `PATH_INFO`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::admission::Admission;
@@ -69,17 +70,30 @@ impl RouteTable {
     }
 }
 
+/// A folder (or file) of the server's own that no guest may ever be
+/// granted: what the server loads as code or serves as its own.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    /// What it is, for the message: "the modules folder".
+    pub what: &'static str,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
 /// Builds the route table from checked config, with each route's limits
 /// resolved over `defaults`. Fails with one `FILE:LINE: message` per route
-/// whose module is not loaded or lacks its entry point.
+/// whose module is not loaded or lacks its entry point, and per `dirs`
+/// grant that overlaps a `protected` path.
 pub fn from_config(
     configs: &[RouteConfig],
     modules: &crate::modules::ModuleRegistry,
     defaults: &Limits,
+    protected: &[Protected],
 ) -> Result<RouteTable, Vec<String>> {
     let mut problems = Vec::new();
     let mut routes = Vec::new();
     for config in configs {
+        problems.extend(overlapping_grants(config, protected));
         match modules.get(&config.module) {
             None => problems.push(format!(
                 "{}: route {}: module {} is not in the modules folder (or failed to load)",
@@ -112,6 +126,32 @@ pub fn from_config(
     } else {
         Err(problems)
     }
+}
+
+/// One problem per `dirs` grant of `config` that contains, or lies inside,
+/// a protected path: a guest given the modules folder, the compile cache or
+/// its key could plant code the server then runs as its own (a sandbox
+/// escape); given `www`, files it then serves.
+fn overlapping_grants(config: &RouteConfig, protected: &[Protected]) -> Vec<String> {
+    let real = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut problems = Vec::new();
+    for grant in &config.dirs {
+        let granted = real(&grant.host);
+        for own in protected {
+            let own_path = real(&own.path);
+            if granted.starts_with(&own_path) || own_path.starts_with(&granted) {
+                problems.push(format!(
+                    "{}: route {}: dirs grants {} to the guest, which overlaps {} ({}): no guest may reach it",
+                    config.location,
+                    config.path,
+                    grant.host.display(),
+                    own.what,
+                    own.path.display()
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Whether a route's settings apply to a program of `kind`: entry points
@@ -180,6 +220,45 @@ mod tests {
             found.script_name.to_owned(),
             found.rest.to_owned(),
         ))
+    }
+
+    #[test]
+    fn grants_overlapping_the_servers_own_folders_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("state/cache");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        let protected = [Protected {
+            what: "the compile cache",
+            path: cache.clone(),
+        }];
+        let mut config = route("/r", "m.wasm").config;
+        for (host, refused) in [
+            (cache.clone(), true),
+            (cache.join("."), true),
+            (dir.path().join("state"), true),
+            (dir.path().to_path_buf(), true),
+            (data.clone(), false),
+        ] {
+            config.dirs = vec![crate::runtime::DirGrant {
+                host: host.clone(),
+                guest: "/g".into(),
+                read_only: true,
+            }];
+            let problems = overlapping_grants(&config, &protected);
+            assert_eq!(
+                !problems.is_empty(),
+                refused,
+                "{}: {problems:?}",
+                host.display()
+            );
+        }
+        // Through a symlink too.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&cache, &link).unwrap();
+        config.dirs[0].host = link;
+        assert_eq!(overlapping_grants(&config, &protected).len(), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::sources::{SourceFlags, load_modules, needs_fuel};
+use super::sources::{SourceFlags, load_modules, needs_fuel, protected_paths};
 use crate::limits::Limits;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
@@ -59,7 +59,10 @@ impl CheckCommand {
             .iter()
             .map(|failure| format!("{source}/{}: {}", failure.module, failure.reason))
             .collect();
-        if let Err(route_problems) = routes::from_config(&config.routes, &modules, &limits) {
+        let protected = protected_paths(&source, config.www.as_deref(), sandbox.cache());
+        if let Err(route_problems) =
+            routes::from_config(&config.routes, &modules, &limits, &protected)
+        {
             problems.extend(route_problems);
         }
         if problems.is_empty() {

@@ -13,7 +13,9 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
-use super::sources::{ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel};
+use super::sources::{
+    ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel, protected_paths,
+};
 use crate::cgi::Mode;
 use crate::config::RouteConfig;
 use crate::limits::{LimitOverrides, Limits, parse_duration};
@@ -155,7 +157,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
-    let routes = routes::from_config(&settings.routes, &modules, &settings.limits)
+    let protected = protected_paths(&settings.modules, settings.www.as_deref(), sandbox.cache());
+    let routes = routes::from_config(&settings.routes, &modules, &settings.limits, &protected)
         .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
     tracing::info!(
         modules = modules.names().len(),

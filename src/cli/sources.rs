@@ -9,7 +9,8 @@ use super::cache::CacheFlags;
 use crate::config::{Config, ConfigErrors, RouteConfig};
 use crate::limits::Limits;
 use crate::modules::{LoadFailure, LoadOptions, ModuleRegistry};
-use crate::runtime::Sandbox;
+use crate::routes::Protected;
+use crate::runtime::{ModuleCache, Sandbox};
 
 /// The config file, the modules folder and the compile cache.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -89,6 +90,41 @@ impl SourceFlags {
             allow_precompiled: self.cache.allow_precompiled,
         }
     }
+}
+
+/// The paths no route may grant a guest: the modules folder, `www`, the
+/// compile cache and its key.
+pub fn protected_paths(
+    source: &ModuleSource,
+    www: Option<&Path>,
+    cache: &ModuleCache,
+) -> Vec<Protected> {
+    let mut protected = Vec::new();
+    if let ModuleSource::Folder(dir) = source {
+        protected.push(Protected {
+            what: "the modules folder",
+            path: dir.clone(),
+        });
+    }
+    if let Some(www) = www {
+        protected.push(Protected {
+            what: "the static files folder",
+            path: www.to_path_buf(),
+        });
+    }
+    if let Some(dir) = cache.dir() {
+        protected.push(Protected {
+            what: "the compile cache",
+            path: dir.to_path_buf(),
+        });
+    }
+    if let Some(key) = cache.key_file() {
+        protected.push(Protected {
+            what: "the compile cache's key",
+            path: key.to_path_buf(),
+        });
+    }
+    protected
 }
 
 /// Loads the modules of `source`; the files that failed, with why.

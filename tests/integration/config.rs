@@ -298,6 +298,16 @@ fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
             "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \"absent\", guest = \"/d\" }]\n",
             ":5: dirs: host folder",
         ),
+        // Regression: a guest granted the modules folder (or a folder
+        // holding it) could plant code the server loads as its own.
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \"modules\", guest = \"/m\", read_only = false }]\n",
+            ":3: route /a: dirs grants",
+        ),
+        (
+            "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \".\", guest = \"/all\" }]\n",
+            "overlaps the modules folder",
+        ),
         (
             "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n",
             ":6: route /a is defined twice",
