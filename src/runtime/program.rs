@@ -18,7 +18,7 @@ use wasmtime::{Engine, InstancePre, Store, Trap};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView as _};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
@@ -44,9 +44,22 @@ const REACTOR_INIT: &str = "_initialize";
 /// this the guest waits (backpressure) instead of the host buffering.
 const STDOUT_BUFFER: usize = 256 * 1024;
 
-/// Resources one component instance may hold at once. Real programs hold a
-/// few dozen; each `fields` may take up to 128 KiB of host memory.
-const MAX_RESOURCES: usize = 4096;
+// Resources live in host memory, outside `max_memory`, and open files hold
+// the server's own descriptors: each instance gets a bounded share, and an
+// exhausted one is an error to the guest, never to the server.
+
+/// Resources (streams, fields, requests, open files...) one component
+/// instance may hold at once. Real programs hold a few dozen.
+const MAX_RESOURCES: usize = 1024;
+
+/// Bytes one wasi:http `fields` may hold (the largest request head the
+/// server reads is the same): with [`MAX_RESOURCES`], at most 64 MiB of
+/// header maps per instance, where the default was 4096 x 128 KiB.
+const MAX_FIELDS_SIZE: usize = 64 * 1024;
+
+/// Files and directories one core module may hold open at once: each is a
+/// descriptor of the server's own.
+const MAX_OPEN_FILES: usize = 128;
 
 /// What a program is, and so how it is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +172,9 @@ impl Program {
         let mut builder = wasi_builder(&invocation, stdio)?;
         match &self.linked {
             Linked::Module(pre) => {
-                let host = Host {
-                    wasi: builder.build_p1(),
-                    limiter,
-                };
+                let mut wasi = builder.build_p1();
+                wasi.ctx().table.set_max_capacity(MAX_OPEN_FILES);
+                let host = Host { wasi, limiter };
                 let (mut store, lane) = self.store(host, &limits)?;
                 let pre = pre.clone();
                 let entry = invocation
@@ -340,15 +352,14 @@ impl Program {
         limiter: MemoryLimiter,
         invocation: &Invocation,
     ) -> ComponentHost {
-        // Resources (streams, fields, requests...) live in host memory, outside
-        // `max-memory`: a bound on how many a guest may hold at once bounds
-        // that memory too.
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_SIZE);
         ComponentHost {
             wasi: builder.build(),
             table,
-            http: WasiHttpCtx::new(),
+            http,
             outbound: OutboundPolicy::new(
                 invocation.allowed_hosts.clone(),
                 invocation.limits.timeout,

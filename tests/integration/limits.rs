@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use crate::support::{
-    SLACK, Server, client, get_text, get_with_id, read_to_end, sample, timed_get, twins,
+    P2_PROGRAMS, SLACK, Server, client, config_twins, get_text, get_with_id, read_to_end, sample,
+    timed_get, twins,
 };
 
 /// `GET` of `path` under the folder URL: status, body, time taken.
@@ -208,6 +209,23 @@ async fn a_client_that_stops_reading_does_not_keep_a_guest_past_its_timeout() {
         drop(stream);
     }
     assert!(server.is_healthy().await);
+}
+
+#[tokio::test]
+async fn a_guest_opening_files_without_end_hits_its_own_cap_not_the_servers() {
+    // Regression: a module on a route with `dirs` could open files until
+    // the server itself had no descriptor left to accept with.
+    let config = "modules = \"modules\"\n[[route]]\npath = \"/open/...\"\nmodule = \"hostile.wasm\"\nargs = [\"open-files\", \"/data/data.txt\"]\nquery_args = false\ndirs = [{ host = \"data\", guest = \"/data\" }]\n";
+    for config in config_twins(config) {
+        let server = Server::with_config_and(&config, P2_PROGRAMS, &[]);
+        let response = get_with_id(&server.url("/open/x"), "open-files").await;
+        // The guest is stopped at its own cap, long before the server's.
+        assert_eq!(response.status(), 500, "{config}");
+        server.wait_for_line(&["open-files", "resource table has no free keys"]);
+        assert!(server.is_healthy().await);
+        let (status, body, _) = get(&server, "sleep.wasm?0").await;
+        assert_eq!((status, body.as_str()), (200, "awake\n"));
+    }
 }
 
 #[tokio::test]

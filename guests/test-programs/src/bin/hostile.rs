@@ -7,7 +7,9 @@
 //! directly, without asking `check-write` first), `many-headers` writes
 //! 30,000 CGI header lines in one call, `compute MS` spins for argv 2
 //! milliseconds then prints `computed`, `compute-sleep MS SLEEP` spins for
-//! MS milliseconds, then sleeps SLEEP milliseconds, then prints `slept`.
+//! MS milliseconds, then sleeps SLEEP milliseconds, then prints `slept`,
+//! `open-files PATH` opens PATH again and again, keeping every handle, until
+//! the host refuses (or stops it), then prints how many it got.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -70,6 +72,17 @@ fn main() {
             spin_for(millis(&args, 2));
             std::thread::sleep(std::time::Duration::from_millis(millis(&args, 3)));
             println!("slept");
+        }
+        Some("open-files") => {
+            let path = args.get(2).map_or("/data/data.txt", String::as_str);
+            let mut open = Vec::new();
+            while open.len() < 100_000 {
+                match std::fs::File::open(path) {
+                    Ok(file) => open.push(file),
+                    Err(_) => break,
+                }
+            }
+            println!("opened {}", open.len());
         }
         Some("huge-write") => {
             let chunk = vec![b'w'; 64 << 20];
