@@ -35,15 +35,20 @@ impl CheckCommand {
     }
 
     fn problems(&self) -> anyhow::Result<Vec<String>> {
-        let config = match self.sources.config() {
-            Ok(config) => config,
-            Err(errors) => return Ok(errors.0),
+        // Every problem in one run: the config's, then its modules' and
+        // routes', as far as the config makes sense.
+        let (config, mut problems) = self.sources.config_checked();
+        let Some(config) = config else {
+            return Ok(problems);
         };
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
         let env = |name: &str| std::env::var(name).ok();
         let source = match self.sources.module_source(&config, &env, &cwd) {
             Ok(source) => source,
-            Err(error) => return Ok(vec![format!("{error:#}")]),
+            Err(error) => {
+                problems.push(format!("{error:#}"));
+                return Ok(problems);
+            }
         };
         let limits = config.limits.apply(Limits::default());
         let sandbox = Sandbox::new(SandboxOptions {
@@ -55,10 +60,11 @@ impl CheckCommand {
         let tokio = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         let (modules, failures) = tokio.block_on(load_modules(&sandbox, &source, options))?;
 
-        let mut problems: Vec<String> = failures
-            .iter()
-            .map(|failure| format!("{source}/{}: {}", failure.module, failure.reason))
-            .collect();
+        problems.extend(
+            failures
+                .iter()
+                .map(|failure| format!("{source}/{}: {}", failure.module, failure.reason)),
+        );
         let protected = protected_paths(&source, config.www.as_deref(), sandbox.cache());
         if let Err(route_problems) =
             routes::from_config(&config.routes, &modules, &limits, &protected)

@@ -55,6 +55,14 @@ impl SourceFlags {
         }
     }
 
+    /// The config file as far as it makes sense, and its problems.
+    pub fn config_checked(&self) -> (Option<Config>, Vec<String>) {
+        match &self.config {
+            Some(file) => Config::load_checked(file),
+            None => (Some(Config::default()), Vec::new()),
+        }
+    }
+
     /// Where the modules come from: the flag (or `WASM_DIR`), else
     /// `$INSTALL_DIR/www/cgi-bin/modules`, else the config file's
     /// `modules`, else `./modules` if it exists, else the built-in examples.

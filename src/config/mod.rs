@@ -169,17 +169,40 @@ impl Problems<'_> {
 impl Config {
     /// Reads and checks `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            ConfigErrors(vec![format!(
-                "{}: cannot read the config file: {e}",
-                file.display()
-            )])
-        })?;
-        Self::parse(file, &text)
+        match Self::load_checked(file) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// Reads and checks `file`, and makes what it can of it however many
+    /// problems it has (`None` only when it can't be read or parsed at
+    /// all), so `check` can go on to report the modules' and routes'
+    /// problems in the same run.
+    pub fn load_checked(file: &Path) -> (Option<Config>, Vec<String>) {
+        match std::fs::read_to_string(file) {
+            Ok(text) => Self::check(file, &text),
+            Err(e) => (
+                None,
+                vec![format!(
+                    "{}: cannot read the config file: {e}",
+                    file.display()
+                )],
+            ),
+        }
     }
 
     /// Checks `text` as the contents of `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        match Self::check(file, text) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// Checks `text` as the contents of `file`: the config as far as it
+    /// makes sense (routes with a bad path left out), and every problem.
+    fn check(file: &Path, text: &str) -> (Option<Config>, Vec<String>) {
         let mut problems = Problems {
             file,
             text,
@@ -190,7 +213,7 @@ impl Config {
             Err(error) => {
                 let span = error.span().unwrap_or(0..0);
                 problems.add(&span, error.message().trim_end());
-                return Err(ConfigErrors(problems.found));
+                return (None, problems.found);
             }
         };
         let base = file.parent().map_or_else(PathBuf::new, Path::to_path_buf);
@@ -320,18 +343,17 @@ impl Config {
             });
         }
 
-        if !problems.found.is_empty() {
-            return Err(ConfigErrors(problems.found));
-        }
-        Ok(Config {
+        let config = Config {
             file: file.to_path_buf(),
             listen,
-            modules,
-            www,
+            // A folder that doesn't exist is a problem already said.
+            modules: modules.filter(|dir| dir.is_dir()),
+            www: www.filter(|dir| dir.is_dir()),
             mode: raw.mode,
             limits: raw.limits,
             routes,
-        })
+        };
+        (Some(config), problems.found)
     }
 }
 

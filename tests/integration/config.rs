@@ -327,6 +327,22 @@ fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
 }
 
 #[test]
+fn check_reports_every_problem_of_a_file_in_one_run() {
+    // Regression: a config problem (a missing folder) hid the route's
+    // missing module until the first was fixed.
+    let dir = config_dir(
+        "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"missing.wasm\"\ndirs = [{ host = \"absent\", guest = \"/d\" }]\n",
+    );
+    let (code, _, stderr) = run_in(dir.path(), &["check", "--config", "wasm-cgi.toml"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(":5: dirs: host folder"), "{stderr}");
+    assert!(
+        stderr.contains(":3: route /a: module missing.wasm is not in the modules folder"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_accepts_a_good_config_and_reports_broken_modules_one_line_each() {
     let dir =
         config_dir("modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n");
