@@ -768,6 +768,20 @@ def check_deployment(ctx: Context) -> None:
         problems,
     )
 
+    # /metrics is not public: it has a port of its own, which no Service
+    # targets (the Service check above allows only the app port).
+    problems = []
+    metrics_listen = arg_value(args, "--metrics-listen")
+    if not metrics_listen:
+        problems.append("no --metrics-listen: /metrics would be served on the public port")
+    else:
+        metrics_port = metrics_listen.rsplit(":", 1)[-1]
+        if not metrics_port.isdigit() or int(metrics_port) not in ports.values():
+            problems.append(f"--metrics-listen {metrics_listen}: its port is not a containerPort")
+        elif int(metrics_port) == APP_PORT:
+            problems.append(f"--metrics-listen {metrics_listen} is the public port")
+    report.check(f"{rel}: /metrics on a port of its own, which no Service exposes", problems, metrics_listen or "")
+
 
 def configmap_file(
     path: str,
