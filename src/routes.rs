@@ -154,6 +154,26 @@ fn overlapping_grants(config: &RouteConfig, protected: &[Protected]) -> Vec<Stri
     problems
 }
 
+/// The check hot reload makes of a new version of a module: every route
+/// in `configs` that names it must still fit it (a module replaced by a
+/// component can't keep an `entrypoint` route, say).
+pub fn reload_check(configs: Vec<RouteConfig>) -> crate::modules::reload::FitCheck {
+    Box::new(move |name, program| {
+        for config in configs.iter().filter(|config| config.module == name) {
+            fits(config, program.kind(), |entry| {
+                program.has_entrypoint(entry)
+            })
+            .map_err(|problem| {
+                format!(
+                    "route {} ({}) can't serve it: it {problem}",
+                    config.path, config.location
+                )
+            })?;
+        }
+        Ok(())
+    })
+}
+
 /// Whether a route's settings apply to a program of `kind`: entry points
 /// are functions of core modules; `mode` is how a command's output is read,
 /// and a wasi:http handler answers in HTTP itself.

@@ -216,6 +216,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             state.sandbox.clone(),
             dir,
             options,
+            routes::reload_check(settings.routes.clone()),
             on_load,
         );
         tokio::spawn(watch);

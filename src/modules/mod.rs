@@ -29,21 +29,28 @@ pub struct ModuleEntry {
     pub source: Option<Fingerprint>,
 }
 
-/// A module file's size and modification time: when either changes, the
-/// file is reloaded.
+/// A module file's identity and state: its size, modification and change
+/// times, and inode. When any changes, the file is reloaded: a same-size
+/// replacement whose modification time was preserved (`cp -p`, `touch -r`)
+/// still has a new change time, and one renamed into place a new inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     len: u64,
     modified: Option<SystemTime>,
+    changed: (i64, i64),
+    inode: (u64, u64),
 }
 
 impl Fingerprint {
     /// The fingerprint of the file at `path` now.
     pub fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
         let metadata = std::fs::metadata(path)?;
         Ok(Self {
             len: metadata.len(),
             modified: metadata.modified().ok(),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+            inode: (metadata.dev(), metadata.ino()),
         })
     }
 }

@@ -15,7 +15,7 @@ use notify::Watcher as _;
 use tokio::sync::mpsc;
 
 use super::{Fingerprint, LoadOptions, ModuleRegistry, load_file, module_files};
-use crate::runtime::Sandbox;
+use crate::runtime::{Program, Sandbox};
 
 /// How long a file must keep the same size and modification time before it
 /// is loaded.
@@ -24,13 +24,19 @@ pub const SETTLE: Duration = Duration::from_millis(200);
 /// How often the folder is rescanned without any notification.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Whether a program loaded as a name may serve under it (the routes that
+/// name it still fit it); why not, fit for a log line.
+pub type FitCheck = Box<dyn Fn(&str, &Program) -> Result<(), String> + Send + Sync>;
+
 /// Keeps `registry` in step with the files in `dir` until the task is
-/// dropped. `on_load` is told each module's name and load time.
+/// dropped. A new or changed file serves only once it loads and `fits`
+/// accepts it; `on_load` is told each module's name and load time.
 pub async fn watch(
     registry: Arc<ModuleRegistry>,
     sandbox: Sandbox,
     dir: PathBuf,
     options: LoadOptions,
+    fits: FitCheck,
     on_load: impl Fn(&str, Duration) + Send + 'static,
 ) {
     let (nudge, mut nudged) = mpsc::channel::<()>(1);
@@ -59,6 +65,7 @@ pub async fn watch(
     let mut scanner = Scanner {
         registry,
         sandbox,
+        fits,
         dir,
         options,
         pending: HashMap::new(),
@@ -79,6 +86,7 @@ pub async fn watch(
 struct Scanner {
     registry: Arc<ModuleRegistry>,
     sandbox: Sandbox,
+    fits: FitCheck,
     dir: PathBuf,
     options: LoadOptions,
     /// Changed files waiting to settle: how they looked, and since when.
@@ -146,7 +154,12 @@ impl Scanner {
         let (owned_name, owned_path) = (name.to_owned(), path.to_path_buf());
         let loaded =
             tokio::task::spawn_blocking(move || load_file(&sandbox, &owned_name, &owned_path))
-                .await;
+                .await
+                .map(|loaded| {
+                    let entry = loaded?;
+                    (self.fits)(name, &entry.program).map_err(anyhow::Error::msg)?;
+                    anyhow::Ok(entry)
+                });
         match loaded {
             Ok(Ok(entry)) => {
                 let verb = if replacing {

@@ -123,6 +123,82 @@ async fn modules_added_replaced_and_deleted_take_effect_without_restart() {
     server.wait_for_log("module removed");
 }
 
+/// `wasm` padded with a custom section to exactly `len` bytes.
+fn padded(mut wasm: Vec<u8>, len: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    // Section id, size, then a one-letter name and filler: find the filler
+    // that makes the whole section fill the gap.
+    let gap = len - wasm.len();
+    for filler in (0..gap).rev() {
+        let mut section = vec![0u8];
+        let mut payload = vec![1u8, b'p'];
+        payload.resize(2 + filler, 0);
+        leb(payload.len(), &mut section);
+        section.extend_from_slice(&payload);
+        if section.len() == gap {
+            wasm.extend_from_slice(&section);
+            return wasm;
+        }
+    }
+    panic!("no padding fits {gap} bytes");
+}
+
+#[tokio::test]
+async fn a_same_size_replacement_with_its_old_mtime_is_still_reloaded() {
+    // Regression: change detection looked at size and mtime only, so
+    // `cp -p` of a same-size module went unnoticed.
+    let server = Server::start(&[]);
+    let path = server.modules.path().join("same.wasm");
+    let cat = std::fs::read(test_artifacts::CAT).unwrap();
+    let sleep = std::fs::read(test_artifacts::SLEEP).unwrap();
+    let len = cat.len().max(sleep.len()) + 64;
+    std::fs::write(&path, padded(cat, len)).unwrap();
+    eventually(&server, "same.wasm", Duration::from_secs(3), |s, b| {
+        s == 200 && b == "probe"
+    })
+    .await;
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, padded(sleep, len)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, len);
+    eventually(&server, "same.wasm?0", Duration::from_secs(3), |s, b| {
+        s == 200 && b == "awake\n"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replacement_its_routes_cannot_use_keeps_the_previous_version() {
+    // Regression: a module replaced by a component left its `entrypoint`
+    // route answering 500.
+    let config = "modules = \"modules\"\n[[route]]\npath = \"/greet\"\nmodule = \"entrypoints.wasm\"\nentrypoint = \"greet\"\n";
+    let server = Server::with_config_and(config, &[], &[]);
+    let before = get_text(&server.url("/greet")).await;
+    let dir = server.modules.path().join("modules");
+    std::fs::copy(test_artifacts::P2_CAT, dir.join("entrypoints.tmp")).unwrap();
+    std::fs::rename(dir.join("entrypoints.tmp"), dir.join("entrypoints.wasm")).unwrap();
+    server.wait_for_line(&[
+        "route /greet",
+        "can't serve it",
+        "previous version keeps serving",
+    ]);
+    assert_eq!(get_text(&server.url("/greet")).await, before);
+}
+
 #[tokio::test]
 async fn a_half_written_file_is_never_loaded() {
     let server = Server::start(&[]);
