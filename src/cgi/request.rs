@@ -106,8 +106,10 @@ impl CgiRequest<'_> {
                 || name == "proxy"
                 || (name == AUTHORIZATION && !self.pass_authorization)
                 // `a_b` and `a-b` would both become HTTP_A_B; like Apache,
-                // pass neither spelling that could be forged.
-                || name.as_str().contains('_');
+                // pass neither spelling that could be forged. And a name
+                // with other token characters (`~`, `.`, `*`...) would make
+                // no valid variable name at all.
+                || !name.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if skip {
                 continue;
             }
@@ -296,6 +298,21 @@ mod tests {
     }
 
     #[test]
+    fn header_names_that_make_no_variable_name_are_not_passed() {
+        // Found by the property test: `~` became HTTP_~.
+        let env = variables(
+            &[("x~y", "1"), ("a.b", "2"), ("x_y", "3"), ("ok-1", "4")],
+            false,
+        );
+        let http: Vec<&str> = env
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| name.starts_with("HTTP_"))
+            .collect();
+        assert_eq!(http, ["HTTP_OK_1"]);
+    }
+
+    #[test]
     fn a_proxy_header_never_becomes_http_proxy() {
         // httpoxy: HTTP_PROXY would point the module's HTTP clients at the
         // attacker.
@@ -331,5 +348,64 @@ mod tests {
             ("Basic".into(), Some("pinky".into()))
         );
         assert_eq!(authorization(b"Bearer abc"), ("Bearer".into(), None));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn every_variable_name_is_upper_case_and_no_value_holds_a_nul(
+                headers in proptest::collection::vec(
+                    ("[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}", proptest::collection::vec(any::<u8>(), 0..20)),
+                    0..12,
+                ),
+                path_info in "\\PC{0,20}",
+                query in "[ -~]{0,20}",
+            ) {
+                let mut map = HeaderMap::new();
+                for (name, value) in &headers {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        http::HeaderValue::from_bytes(value),
+                    ) {
+                        map.append(name, value);
+                    }
+                }
+                let uri: Option<Uri> = format!("/x?{}", query.replace(' ', "%20")).parse().ok();
+                let uri = uri.unwrap_or_else(|| Uri::from_static("/x"));
+                let path_info = path_info.replace('\0', "");
+                let env = CgiRequest {
+                    method: &Method::POST,
+                    uri: &uri,
+                    version: Version::HTTP_11,
+                    headers: &map,
+                    remote_addr: "127.0.0.1:1000".parse().unwrap(),
+                    local_addr: "127.0.0.1:80".parse().unwrap(),
+                    script_name: "/x",
+                    path_info: &path_info,
+                    body_len: Some(3),
+                    pass_authorization: true,
+                    unverified_remote_user: true,
+                }
+                .meta_variables();
+                for (name, value) in &env {
+                    prop_assert!(
+                        !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                        "{name:?}"
+                    );
+                    prop_assert!(!value.contains('\0'), "{name}={value:?}");
+                }
+            }
+
+            #[test]
+            fn search_words_never_hold_a_nul(query in "[ -~]{0,40}") {
+                for word in search_words(&query) {
+                    prop_assert!(!word.contains('\0'));
+                }
+            }
+        }
     }
 }

@@ -366,4 +366,60 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Lines that look like CGI output: names, colons, values, stray
+        /// controls and line ends.
+        fn block() -> impl Strategy<Value = Vec<u8>> {
+            let line = prop_oneof![
+                "(Status|Location|Content-Type|X-[A-Za-z]{1,5}): [ -~]{0,20}",
+                "[ -~]{0,30}",
+                "Status: [0-9]{1,4}[ -~]{0,5}",
+                "Location: (/|https?://|//)[ -~]{0,10}",
+            ];
+            (
+                proptest::collection::vec(line, 0..20),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            )
+                .prop_map(|(lines, noise)| {
+                    let mut block = lines.join("\n").into_bytes();
+                    block.extend(noise);
+                    block
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics_and_never_yields_a_control_in_a_value(block in block()) {
+                if let Ok(CgiResponse::Document { headers, .. }) = parse_header_block(&block) {
+                    for value in headers.values() {
+                        prop_assert!(!value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)));
+                    }
+                }
+            }
+
+            #[test]
+            fn scanning_in_pieces_finds_what_scanning_at_once_finds(
+                output in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..300),
+                cuts in proptest::collection::vec(0usize..300, 0..10),
+            ) {
+                let whole = HeaderScanner::default().scan(&output);
+                let mut scanner = HeaderScanner::default();
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut.min(output.len())).collect();
+                cuts.sort_unstable();
+                let mut found = HeaderEnd::NotYet;
+                for cut in cuts.into_iter().chain([output.len()]) {
+                    found = scanner.scan(&output[..cut]);
+                    if found != HeaderEnd::NotYet {
+                        break;
+                    }
+                }
+                prop_assert_eq!(found, whole);
+            }
+        }
+    }
 }

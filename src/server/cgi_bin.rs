@@ -127,4 +127,34 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn a_module_name_never_leaves_the_modules_folder(
+                rest in proptest::collection::vec(
+                    prop_oneof![
+                        Just("/".to_owned()), Just("..".to_owned()), Just(".".to_owned()),
+                        Just("%2e".to_owned()), Just("%2f".to_owned()), Just("%5c".to_owned()),
+                        Just("%00".to_owned()), Just("\\".to_owned()), Just("%".to_owned()),
+                        "[a-z]{1,4}", Just(".wasm".to_owned()), "%[0-9a-fA-F]{2}",
+                    ],
+                    0..8,
+                )
+            ) {
+                let path = format!("{CGI_PREFIX}/{}", rest.concat());
+                if let Some(Ok(target)) = parse(&path) {
+                    let name = &target.module;
+                    prop_assert!(!name.is_empty());
+                    prop_assert!(!name.contains(['/', '\\', '\0']), "{name:?} from {path}");
+                    prop_assert!(name != "." && name != "..", "{name:?} from {path}");
+                    prop_assert!(!target.path_info.contains('\0'), "{path}");
+                }
+            }
+        }
+    }
 }

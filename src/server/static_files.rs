@@ -286,4 +286,39 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn a_static_path_never_resolves_outside_www_or_to_a_hidden_file(
+                segments in proptest::collection::vec(
+                    prop_oneof![
+                        Just("..".to_owned()), Just(".".to_owned()), Just("%2e%2e".to_owned()),
+                        Just("%2f".to_owned()), Just("docs".to_owned()), Just("out".to_owned()),
+                        Just(".env".to_owned()), Just("%2eenv".to_owned()), Just("passwd".to_owned()),
+                        Just("cgi-bin".to_owned()), Just("modules".to_owned()), Just("hello.wasm".to_owned()),
+                        Just("page.txt".to_owned()), Just("index.html".to_owned()), Just("".to_owned()),
+                    ],
+                    0..6,
+                )
+            ) {
+                let (_dir, files) = www();
+                let path = format!("/{}", segments.join("/"));
+                if let Ok(Target::File(real)) = files.resolve(&path) {
+                    prop_assert!(real.starts_with(&files.root), "{path} -> {}", real.display());
+                    let inside = real.strip_prefix(&files.root).unwrap();
+                    prop_assert!(
+                        !inside.to_string_lossy().split('/').any(|part| part.starts_with('.') || part.ends_with(".wasm")),
+                        "{path} -> {}", real.display()
+                    );
+                    prop_assert!(!real.starts_with(files.root.join("cgi-bin/modules")), "{path}");
+                }
+            }
+        }
+    }
 }
