@@ -25,7 +25,8 @@
 //!   runtime's [`runtime::RunLimits`] they contain.
 //! - `admission`: instance slots and the queue in front of them.
 //! - `config`: the TOML config file and its route paths; `routes`: the
-//!   route table built from it.
+//!   route table built from it; `scripts`: CGI scripts and the interpreter
+//!   modules that run them.
 //! - `modules`: which program answers to which file name, loaded from the
 //!   modules folder (and kept current by hot reload) or from `examples`,
 //!   the ones built into the binary.
@@ -46,6 +47,7 @@ mod limits;
 mod logging;
 mod modules;
 mod routes;
+mod scripts;
 mod server;
 
 /// The command line, for the `wasm-cgi` binary; not part of the library.

@@ -156,9 +156,21 @@ fn overlapping_grants(config: &RouteConfig, protected: &[Protected]) -> Vec<Stri
 
 /// The check hot reload makes of a new version of a module: every route
 /// in `configs` that names it must still fit it (a module replaced by a
-/// component can't keep an `entrypoint` route, say).
-pub fn reload_check(configs: Vec<RouteConfig>) -> crate::modules::reload::FitCheck {
+/// component can't keep an `entrypoint` route, say), and an interpreter
+/// must stay a command.
+pub fn reload_check(
+    configs: Vec<RouteConfig>,
+    interpreters: &[crate::config::InterpreterConfig],
+) -> crate::modules::reload::FitCheck {
+    let interpreter_modules: Vec<String> = interpreters
+        .iter()
+        .map(|interpreter| interpreter.module.clone())
+        .collect();
     Box::new(move |name, program| {
+        if interpreter_modules.iter().any(|module| module == name) {
+            crate::scripts::can_interpret(program)
+                .map_err(|problem| format!("an interpreter can't serve it: it {problem}"))?;
+        }
         for config in configs.iter().filter(|config| config.module == name) {
             fits(config, program.kind(), |entry| {
                 program.has_entrypoint(entry)
@@ -215,6 +227,7 @@ mod tests {
             location: "test".to_owned(),
             path: RoutePath::parse(path).unwrap(),
             module: module.to_owned(),
+            script: None,
             mode: None,
             entrypoint: None,
             args: Vec::new(),

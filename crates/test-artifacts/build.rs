@@ -5,6 +5,8 @@
 //!   the binary in upper case (`env-dump` gives `ENV_DUMP`);
 //! - the same programs for `wasm32-wasip2` (`wasi:cli/command` components),
 //!   with a `P2_` prefix (`P2_ENV_DUMP`), except those in [`P1_ONLY`];
+//! - `guests/test-interpreter` for `wasm32-wasip1`, a Rhai script
+//!   interpreter, as `RHAI_CGI`;
 //! - `guests/http-handlers` for `wasm32-wasip2`, a `wasi:http/proxy`
 //!   component, as `HTTP_HANDLER`.
 
@@ -53,6 +55,16 @@ fn main() {
             &p2_dir.join(format!("{name}.wasm")),
         );
     }
+
+    let interpreter = "wasm-cgi-test-interpreter";
+    let interpreter_dir = guests::build(&guests_dir, interpreter, guests::WASIP1);
+    write_const(
+        &mut code,
+        "RHAI_CGI",
+        "`rhai-cgi.wasm`, a small script interpreter (Rhai) built for wasm32-wasip1 \
+         from `guests/test-interpreter`: runs `.rhai` CGI scripts in the tests.",
+        &interpreter_dir.join("rhai-cgi.wasm"),
+    );
 
     let handlers = "wasm-cgi-http-handlers";
     let handlers_dir = guests::build(&guests_dir, handlers, guests::WASIP2);

@@ -11,6 +11,7 @@ use super::sources::{SourceFlags, load_modules, needs_fuel, protected_paths};
 use crate::limits::Limits;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
+use crate::scripts::{self, Scripts};
 
 /// Check the config file and the modules; serve nothing.
 #[derive(clap::Args, Debug)]
@@ -65,7 +66,25 @@ impl CheckCommand {
                 .iter()
                 .map(|failure| format!("{source}/{}: {}", failure.module, failure.reason)),
         );
-        let protected = protected_paths(&source, config.www.as_deref(), sandbox.cache());
+        let scripts_dir = match self.sources.scripts_dir(&config, &env) {
+            Ok(dir) => dir,
+            Err(error) => {
+                problems.push(format!("{error:#}"));
+                None
+            }
+        };
+        let protected = protected_paths(
+            &source,
+            config.www.as_deref(),
+            scripts_dir.as_deref(),
+            sandbox.cache(),
+        );
+        problems.extend(scripts::check(
+            &config.interpreters,
+            &config.routes,
+            scripts_dir.as_deref(),
+            &modules,
+        ));
         if let Err(route_problems) =
             routes::from_config(&config.routes, &modules, &limits, &protected)
         {
@@ -77,8 +96,18 @@ impl CheckCommand {
                     println!("{name}: {}", entry.program.kind());
                 }
             }
+            let scripts = Scripts::new(scripts_dir.as_deref(), &config.interpreters, &limits)
+                .context("cannot read the scripts folder")?;
+            let listing = scripts.listing();
+            for (script, module) in &listing {
+                println!("{script}: script, run by {module}");
+            }
+            let in_scripts = scripts
+                .dir()
+                .map(|dir| format!(", {} scripts in {}", listing.len(), dir.display()))
+                .unwrap_or_default();
             println!(
-                "ok: {} modules in {source}, {} routes",
+                "ok: {} modules in {source}{in_scripts}, {} routes",
                 modules.names().len(),
                 config.routes.len()
             );

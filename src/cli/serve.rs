@@ -17,12 +17,13 @@ use super::sources::{
     ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel, protected_paths,
 };
 use crate::cgi::Mode;
-use crate::config::RouteConfig;
+use crate::config::{InterpreterConfig, RouteConfig};
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
 use crate::modules::reload;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
+use crate::scripts::{self, Scripts};
 use crate::server::{self, AppState, Listeners, StaticFiles};
 
 /// The address served when neither `--listen`, `LISTEN`, `PORT` nor the
@@ -69,6 +70,10 @@ pub struct ServeSettings {
     pub modules: ModuleSource,
     /// The static files folder, if any.
     pub www: Option<PathBuf>,
+    /// The scripts folder, if any.
+    pub scripts: Option<PathBuf>,
+    /// The configured interpreters.
+    pub interpreters: Vec<InterpreterConfig>,
     /// The default response mode.
     pub mode: Mode,
     /// The default limits.
@@ -110,7 +115,7 @@ impl ServeCommand {
             .www
             .clone()
             .or_else(|| install_dir.map(|dir| dir.join("www")))
-            .or(config.www);
+            .or(config.www.clone());
         if let Some(dir) = &www {
             anyhow::ensure!(
                 dir.is_dir(),
@@ -118,10 +123,13 @@ impl ServeCommand {
                 dir.display()
             );
         }
+        let scripts = self.sources.scripts_dir(&config, &env)?;
         Ok(ServeSettings {
             listen,
             modules,
             www,
+            scripts,
+            interpreters: config.interpreters,
             mode: self.mode.or(config.mode).unwrap_or_default(),
             limits: self.limits.apply(config.limits.apply(Limits::default())),
             routes: config.routes,
@@ -157,9 +165,28 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
-    let protected = protected_paths(&settings.modules, settings.www.as_deref(), sandbox.cache());
+    let protected = protected_paths(
+        &settings.modules,
+        settings.www.as_deref(),
+        settings.scripts.as_deref(),
+        sandbox.cache(),
+    );
+    let mut problems = scripts::check(
+        &settings.interpreters,
+        &settings.routes,
+        settings.scripts.as_deref(),
+        &modules,
+    );
     let routes = routes::from_config(&settings.routes, &modules, &settings.limits, &protected)
-        .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
+        .map_err(|route_problems| problems.extend(route_problems));
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    let routes = routes.expect("no problems, so a route table");
+    let scripts = Scripts::new(
+        settings.scripts.as_deref(),
+        &settings.interpreters,
+        &settings.limits,
+    )
+    .context("cannot read the scripts folder")?;
     tracing::info!(
         modules = modules.names().len(),
         routes = routes.routes().len(),
@@ -191,6 +218,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         sandbox,
         modules,
         routes,
+        scripts,
         www,
         settings.mode,
         settings.limits,
@@ -216,7 +244,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             state.sandbox.clone(),
             dir,
             options,
-            routes::reload_check(settings.routes.clone()),
+            routes::reload_check(settings.routes.clone(), &settings.interpreters),
             on_load,
         );
         tokio::spawn(watch);

@@ -23,6 +23,10 @@ pub struct SourceFlags {
     /// else ./modules if it exists, else the built-in examples]
     #[arg(long, env = "WASM_DIR", value_name = "DIR")]
     pub modules: Option<PathBuf>,
+    /// Folder of CGI scripts, run by the [[interpreter]] of their extension
+    /// at /cgi-bin/NAME.EXT [default: $INSTALL_DIR/www/cgi-bin if it exists]
+    #[arg(long, env = "SCRIPTS_DIR", value_name = "DIR")]
+    pub scripts: Option<PathBuf>,
     /// Compile cache and precompiled modules.
     #[command(flatten)]
     pub cache: CacheFlags,
@@ -92,6 +96,28 @@ impl SourceFlags {
         }
     }
 
+    /// The scripts folder: the flag (or `SCRIPTS_DIR`), else
+    /// `$INSTALL_DIR/www/cgi-bin` if it exists, else the config file's
+    /// `scripts`, else none.
+    pub fn scripts_dir(
+        &self,
+        config: &Config,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(dir) = &self.scripts {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "the scripts folder {} does not exist",
+                dir.display()
+            );
+            return Ok(Some(dir.clone()));
+        }
+        let installed = install_dir(env)
+            .map(|dir| dir.join("www/cgi-bin"))
+            .filter(|dir| dir.is_dir());
+        Ok(installed.or_else(|| config.scripts.clone()))
+    }
+
     /// Which files are modules, as these flags say.
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
@@ -101,13 +127,20 @@ impl SourceFlags {
 }
 
 /// The paths no route may grant a guest: the modules folder, `www`, the
-/// compile cache and its key.
+/// scripts folder, the compile cache and its key.
 pub fn protected_paths(
     source: &ModuleSource,
     www: Option<&Path>,
+    scripts: Option<&Path>,
     cache: &ModuleCache,
 ) -> Vec<Protected> {
     let mut protected = Vec::new();
+    if let Some(scripts) = scripts {
+        protected.push(Protected {
+            what: "the scripts folder",
+            path: scripts.to_path_buf(),
+        });
+    }
     if let ModuleSource::Folder(dir) = source {
         protected.push(Protected {
             what: "the modules folder",

@@ -18,8 +18,10 @@ use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
 use crate::runtime::{AllowedHosts, DirGrant};
 
+mod interpreter;
 mod route_path;
 
+pub use interpreter::{InterpreterConfig, has_extension};
 pub use route_path::RoutePath;
 
 /// The file as written.
@@ -29,9 +31,12 @@ struct ConfigFile {
     listen: Option<Spanned<String>>,
     modules: Option<Spanned<PathBuf>>,
     www: Option<Spanned<PathBuf>>,
+    scripts: Option<Spanned<PathBuf>>,
     mode: Option<Mode>,
     #[serde(default)]
     limits: LimitOverrides,
+    #[serde(default)]
+    interpreter: Vec<interpreter::InterpreterEntry>,
     #[serde(default)]
     route: Vec<RouteEntry>,
 }
@@ -41,7 +46,8 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct RouteEntry {
     path: Spanned<String>,
-    module: Spanned<String>,
+    module: Option<Spanned<String>>,
+    script: Option<Spanned<String>>,
     mode: Option<Mode>,
     entrypoint: Option<Spanned<String>>,
     #[serde(default)]
@@ -61,14 +67,14 @@ struct RouteEntry {
     allowed_hosts: Option<Spanned<Vec<String>>>,
 }
 
-fn query_args_by_default() -> bool {
+pub(crate) fn query_args_by_default() -> bool {
     true
 }
 
-/// One entry of a route's `dirs` as written.
+/// One entry of a route's or an interpreter's `dirs` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DirEntry {
+pub(crate) struct DirEntry {
     host: PathBuf,
     guest: String,
     #[serde(default = "read_only_by_default")]
@@ -91,6 +97,10 @@ pub struct Config {
     pub modules: Option<PathBuf>,
     /// `www`.
     pub www: Option<PathBuf>,
+    /// `scripts`: the folder of CGI scripts.
+    pub scripts: Option<PathBuf>,
+    /// `[[interpreter]]`: which module runs scripts of which extension.
+    pub interpreters: Vec<InterpreterConfig>,
     /// `mode`.
     pub mode: Option<Mode>,
     /// `[limits]`: the defaults for every route.
@@ -106,8 +116,12 @@ pub struct RouteConfig {
     pub location: String,
     /// `path`.
     pub path: RoutePath,
-    /// `module`: a file name in the modules folder.
+    /// `module`: a file name in the modules folder; for a `script` route,
+    /// its interpreter's module.
     pub module: String,
+    /// `script`: a file name in the scripts folder, run by the interpreter
+    /// of its extension.
+    pub script: Option<String>,
     /// `mode`.
     pub mode: Option<Mode>,
     /// `entrypoint`.
@@ -145,14 +159,14 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Collects problems with their line numbers.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     found: Vec<String>,
 }
 
 impl Problems<'_> {
-    fn location(&self, span: &Range<usize>) -> String {
+    pub(crate) fn location(&self, span: &Range<usize>) -> String {
         let line = self.text[..span.start.min(self.text.len())]
             .matches('\n')
             .count()
@@ -160,9 +174,58 @@ impl Problems<'_> {
         format!("{}:{line}", self.file.display())
     }
 
-    fn add(&mut self, span: &Range<usize>, message: impl fmt::Display) {
+    pub(crate) fn add(&mut self, span: &Range<usize>, message: impl fmt::Display) {
         let location = self.location(span);
         self.found.push(format!("{location}: {message}"));
+    }
+
+    /// Checks a table's `env` names.
+    pub(crate) fn check_env<'k>(
+        &mut self,
+        span: &Range<usize>,
+        names: impl Iterator<Item = &'k String>,
+    ) {
+        for name in names {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.add(
+                    span,
+                    format!("env name {name:?} is not a valid variable name"),
+                );
+            }
+        }
+    }
+
+    /// Checks a table's `dirs`, with host paths resolved by `resolve`.
+    pub(crate) fn check_dirs(
+        &mut self,
+        entries: &[Spanned<DirEntry>],
+        resolve: &impl Fn(&Path) -> PathBuf,
+    ) -> Vec<DirGrant> {
+        let mut dirs = Vec::new();
+        for dir in entries {
+            let host = resolve(&dir.get_ref().host);
+            if !host.is_dir() {
+                self.add(
+                    &dir.span(),
+                    format!("dirs: host folder {} does not exist", host.display()),
+                );
+            }
+            if !dir.get_ref().guest.starts_with('/') {
+                self.add(
+                    &dir.span(),
+                    format!(
+                        "dirs: guest path {:?} must start with /",
+                        dir.get_ref().guest
+                    ),
+                );
+            }
+            dirs.push(DirGrant {
+                host,
+                guest: dir.get_ref().guest.clone(),
+                read_only: dir.get_ref().read_only,
+            });
+        }
+        dirs
     }
 }
 
@@ -251,6 +314,8 @@ impl Config {
         };
         let modules = folder(&raw.modules, "modules");
         let www = folder(&raw.www, "www");
+        let scripts = folder(&raw.scripts, "scripts");
+        let interpreters = interpreter::check_all(raw.interpreter, &mut problems, &resolve);
 
         let mut routes: Vec<RouteConfig> = Vec::new();
         for entry in raw.route {
@@ -270,15 +335,35 @@ impl Config {
                 problems.add(&span, message);
                 continue;
             }
-            if !is_module_file(entry.module.get_ref())
-                || entry.module.get_ref().contains(['/', '\\'])
-            {
-                let message = format!(
-                    "module {:?} must be the file name of a .wasm in the modules folder",
-                    entry.module.get_ref()
-                );
-                problems.add(&entry.module.span(), message);
-            }
+            let (module, script) = match (entry.module, entry.script) {
+                (Some(module), None) => {
+                    if !is_module_file(module.get_ref()) || module.get_ref().contains(['/', '\\']) {
+                        let message = format!(
+                            "module {:?} must be the file name of a .wasm in the modules folder",
+                            module.get_ref()
+                        );
+                        problems.add(&module.span(), message);
+                    }
+                    (module.into_inner(), None)
+                }
+                (None, Some(script)) => {
+                    let interpreter = interpreter::for_script(&interpreters, script.get_ref());
+                    match interpreter {
+                        Ok(interpreter) => (interpreter.module.clone(), Some(script.into_inner())),
+                        Err(message) => {
+                            problems.add(&script.span(), message);
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    problems.add(
+                        &span,
+                        "a route names either a `module` or a `script`, not both or neither",
+                    );
+                    continue;
+                }
+            };
             if let Some(entrypoint) = &entry.entrypoint
                 && entrypoint.get_ref().is_empty()
             {
@@ -287,38 +372,8 @@ impl Config {
                     "entrypoint must name an exported function",
                 );
             }
-            for key in entry.env.keys() {
-                if key.is_empty() || key.contains(['=', '\0']) {
-                    problems.add(
-                        &span,
-                        format!("env name {key:?} is not a valid variable name"),
-                    );
-                }
-            }
-            let mut dirs = Vec::new();
-            for dir in &entry.dirs {
-                let host = resolve(&dir.get_ref().host);
-                if !host.is_dir() {
-                    problems.add(
-                        &dir.span(),
-                        format!("dirs: host folder {} does not exist", host.display()),
-                    );
-                }
-                if !dir.get_ref().guest.starts_with('/') {
-                    problems.add(
-                        &dir.span(),
-                        format!(
-                            "dirs: guest path {:?} must start with /",
-                            dir.get_ref().guest
-                        ),
-                    );
-                }
-                dirs.push(DirGrant {
-                    host,
-                    guest: dir.get_ref().guest.clone(),
-                    read_only: dir.get_ref().read_only,
-                });
-            }
+            problems.check_env(&span, entry.env.keys());
+            let dirs = problems.check_dirs(&entry.dirs, &resolve);
             let allowed_hosts = match &entry.allowed_hosts {
                 None => AllowedHosts::default(),
                 Some(hosts) => AllowedHosts::parse(hosts.get_ref()).unwrap_or_else(|message| {
@@ -329,7 +384,8 @@ impl Config {
             routes.push(RouteConfig {
                 location: problems.location(&span),
                 path,
-                module: entry.module.into_inner(),
+                module,
+                script,
                 mode: entry.mode,
                 entrypoint: entry.entrypoint.map(Spanned::into_inner),
                 args: entry.args,
@@ -349,6 +405,8 @@ impl Config {
             // A folder that doesn't exist is a problem already said.
             modules: modules.filter(|dir| dir.is_dir()),
             www: www.filter(|dir| dir.is_dir()),
+            scripts: scripts.filter(|dir| dir.is_dir()),
+            interpreters,
             mode: raw.mode,
             limits: raw.limits,
             routes,
@@ -494,5 +552,63 @@ allowed_hosts = ["https://api.example.com"]
             dir_grant.read_only,
             "dirs are read-only unless said otherwise"
         );
+    }
+
+    #[test]
+    fn interpreters_and_script_routes_are_checked() {
+        let good = parse(
+            "[[interpreter]]\nextension = \".py\"\nmodule = \"python.wasm\"\nargs = [\"-f{script}\"]\n\
+             [[route]]\npath = \"/app\"\nscript = \"app.py\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            good.interpreters[0]
+                .args_for("/srv/x.py")
+                .collect::<Vec<_>>(),
+            ["-f/srv/x.py"]
+        );
+        assert_eq!(
+            good.routes[0].module, "python.wasm",
+            "the interpreter runs it"
+        );
+        assert_eq!(good.routes[0].script.as_deref(), Some("app.py"));
+
+        for (text, expected) in [
+            (
+                "[[interpreter]]\nextension = \"py\"\nmodule = \"p.wasm\"\n",
+                "must be a dot",
+            ),
+            (
+                "[[interpreter]]\nextension = \".wasm\"\nmodule = \"p.wasm\"\n",
+                "are modules",
+            ),
+            (
+                "[[interpreter]]\nextension = \".py\"\nmodule = \"p.wasm\"\n[[interpreter]]\nextension = \".PY\"\nmodule = \"q.wasm\"\n",
+                "two interpreters",
+            ),
+            (
+                "[[interpreter]]\nextension = \".py\"\nmodule = \"p.wasm\"\nargs = [\"{file}\"]\n",
+                "placeholder",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nscript = \"a.rb\"\n",
+                "no [[interpreter]]",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nscript = \"../a.py\"\n",
+                "plain file name",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nmodule = \"a.wasm\"\nscript = \"a.py\"\n",
+                "either a `module` or a `script`",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\n",
+                "either a `module` or a `script`",
+            ),
+        ] {
+            let problems = parse(text).unwrap_err().0.join("\n");
+            assert!(problems.contains(expected), "{text:?}: {problems}");
+        }
     }
 }

@@ -23,6 +23,8 @@ use super::watchdog::Armed;
 pub struct AnsweredBy {
     /// The module's file name.
     pub module: Arc<str>,
+    /// The script it ran, if it is an interpreter.
+    pub script: Option<Arc<str>>,
     /// The route's path pattern, e.g. `/api/...`.
     pub route: Option<String>,
     /// When its guest is over at the latest.
@@ -124,6 +126,10 @@ impl Drop for LoggedBody {
         let record = &self.record;
         let elapsed = record.started.elapsed();
         let module = record.answered_by.as_ref().map_or("-", |by| &by.module);
+        let script = record
+            .answered_by
+            .as_ref()
+            .and_then(|by| by.script.as_deref());
         let route = record
             .answered_by
             .as_ref()
@@ -133,6 +139,7 @@ impl Drop for LoggedBody {
             method = %record.method,
             path = %record.path,
             module,
+            script,
             route,
             status = record.status,
             bytes = self.bytes,
@@ -141,7 +148,12 @@ impl Drop for LoggedBody {
             request_id = %record.request_id,
             client = %record.client,
         );
-        self.metrics
-            .request_done(module, record.status, elapsed.as_secs_f64());
+        // Metrics name the script when there is one: its interpreter runs
+        // many, and they fail each in its own way.
+        self.metrics.request_done(
+            script.unwrap_or(module),
+            record.status,
+            elapsed.as_secs_f64(),
+        );
     }
 }

@@ -28,10 +28,27 @@ pub fn parse(path: &str) -> Option<Result<CgiTarget, HttpError>> {
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    Some(split(rest))
+    Some(split(CGI_PREFIX, rest))
 }
 
-fn split(rest: &str) -> Result<CgiTarget, HttpError> {
+/// The path scripts are served under: `/cgi-bin/NAME.EXT`.
+pub const SCRIPTS_PREFIX: &str = "/cgi-bin";
+
+/// Splits `path` if it is under [`SCRIPTS_PREFIX`] (and not under
+/// [`CGI_PREFIX`]): the script's name, `SCRIPT_NAME` and `PATH_INFO`, with
+/// the same rules as module names.
+pub fn parse_script(path: &str) -> Option<Result<CgiTarget, HttpError>> {
+    if parse(path).is_some() {
+        return None;
+    }
+    let rest = path.strip_prefix(SCRIPTS_PREFIX)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(split(SCRIPTS_PREFIX, rest))
+}
+
+fn split(prefix: &str, rest: &str) -> Result<CgiTarget, HttpError> {
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     let (raw_name, raw_extra) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
@@ -52,7 +69,7 @@ fn split(rest: &str) -> Result<CgiTarget, HttpError> {
         ));
     }
     Ok(CgiTarget {
-        script_name: format!("{CGI_PREFIX}/{raw_name}"),
+        script_name: format!("{prefix}/{raw_name}"),
         module,
         path_info: path_info(raw_extra)?,
     })

@@ -78,12 +78,13 @@ pub async fn serve(
         head_only: parts.method == Method::HEAD,
     };
     let mut invocation = endpoint.invocation(limits);
-    if route.is_none_or(|route| route.config.query_args) {
+    if endpoint.query_args() {
         invocation
             .args
             .extend(search_words(parts.uri.query().unwrap_or("")));
     }
-    let meta = cgi.meta_variables();
+    let mut meta = cgi.meta_variables();
+    meta.extend(endpoint.script_variables());
     // Route variables first; a meta-variable of the same name replaces one.
     invocation
         .env
@@ -92,11 +93,12 @@ pub async fn serve(
     invocation.stdin = stdin;
 
     let program = &endpoint.program;
-    let supervisor = Supervisor::new(state, program.name(), request_id, permit);
-    let stderr = Output::Log(stderr_log(program.name(), request_id));
+    let label = endpoint.label();
+    let supervisor = Supervisor::new(state, &label, request_id, permit);
+    let stderr = Output::Log(stderr_log(&label, request_id));
     let run = program
         .stream(invocation, stderr)
-        .map_err(|error| Supervisor::start_failed(program.name(), request_id, &error))?
+        .map_err(|error| Supervisor::start_failed(&label, request_id, &error))?
         .on_end(supervisor.on_end())
         // A buffered body's memory is given back when the module is gone.
         .on_end(move |_| drop(charge));

@@ -160,12 +160,59 @@ async fn dispatch(
             .modules
             .get(&found.route.config.module)
             .ok_or(HttpError::NotFound)?;
+        let script = match &found.route.config.script {
+            Some(name) => Some(state.scripts.find(name).ok_or(HttpError::NotFound)?),
+            None => None,
+        };
         let endpoint = Endpoint {
             program: entry.program.clone(),
             script_name: found.script_name.to_owned(),
             path_info: cgi_bin::path_info(found.rest)?,
-            mode: found.route.config.mode.or(entry.mode).unwrap_or(state.mode),
+            mode: found
+                .route
+                .config
+                .mode
+                .or(script.and_then(|script| script.interpreter.config.mode))
+                .or(entry.mode)
+                .unwrap_or(state.mode),
             route: Some(found.route),
+            script,
+        };
+        return run(
+            state,
+            request,
+            connection,
+            endpoint,
+            request_id,
+            answered_by,
+        )
+        .await;
+    }
+    if state.scripts.dir().is_some()
+        && let Some(target) = cgi_bin::parse_script(request.uri().path())
+    {
+        // A script, or nothing: never its source as a static file.
+        let target = target?;
+        let script = state
+            .scripts
+            .find(&target.module)
+            .ok_or(HttpError::NotFound)?;
+        let entry = state
+            .modules
+            .get(&script.interpreter.config.module)
+            .ok_or(HttpError::NotFound)?;
+        let endpoint = Endpoint {
+            program: entry.program.clone(),
+            script_name: target.script_name,
+            path_info: target.path_info,
+            mode: script
+                .interpreter
+                .config
+                .mode
+                .or(entry.mode)
+                .unwrap_or(state.mode),
+            route: None,
+            script: Some(script),
         };
         return run(
             state,
@@ -193,6 +240,7 @@ async fn dispatch(
         path_info: target.path_info,
         mode: entry.mode.unwrap_or(state.mode),
         route: None,
+        script: None,
     };
     run(
         state,
@@ -219,6 +267,7 @@ async fn run(
     let limits = endpoint.limits(state);
     *answered_by = Some(AnsweredBy {
         module: endpoint.program.name().clone(),
+        script: endpoint.script.map(|script| script.name.into()),
         route: endpoint.route.map(|route| route.config.path.to_string()),
         deadline: tokio::time::Instant::now()
             + limits.queue_timeout

@@ -14,6 +14,7 @@ use crate::cgi::Mode;
 use crate::limits::Limits;
 use crate::routes::Route;
 use crate::runtime::{Invocation, Program};
+use crate::scripts::Script;
 
 /// A program chosen to answer a request, and how.
 pub struct Endpoint<'a> {
@@ -28,48 +29,98 @@ pub struct Endpoint<'a> {
     /// The configured route it was reached by: its args, env, directories,
     /// entry point and limits. `None`: the server's defaults.
     pub route: Option<&'a Route>,
+    /// The script the program (its interpreter) runs, if it runs one.
+    pub script: Option<Script<'a>>,
 }
 
 impl Endpoint<'_> {
-    /// The limits its requests run under: the route's, else the server's.
+    /// The limits its requests run under: the route's, else the
+    /// interpreter's for a script, else the server's.
     pub fn limits<'s>(&'s self, state: &'s AppState) -> &'s Limits {
-        self.route.map_or(&state.limits, |route| &route.limits)
+        match (self.route, &self.script) {
+            (Some(route), _) => &route.limits,
+            (None, Some(script)) => &script.interpreter.limits,
+            (None, None) => &state.limits,
+        }
     }
 
-    /// What every run of this endpoint gets: argv `[NAME, route args...]`,
-    /// the route's environment, directories, entry point and allowed hosts,
-    /// and the instance limits of `limits`.
+    /// What names the endpoint in logs: the program, or for a script
+    /// `hello.py (python.wasm)`.
+    pub fn label(&self) -> Arc<str> {
+        match &self.script {
+            Some(script) => format!("{} ({})", script.name, self.program.name()).into(),
+            None => self.program.name().clone(),
+        }
+    }
+
+    /// Whether a query's search words become argv (RFC 3875 4.4): unless
+    /// the route or the interpreter says `query_args = false`.
+    pub fn query_args(&self) -> bool {
+        self.route.is_none_or(|route| route.config.query_args)
+            && self
+                .script
+                .is_none_or(|script| script.interpreter.config.query_args)
+    }
+
+    /// What every run of this endpoint gets: argv `[NAME, interpreter args
+    /// (the script), route args...]`, the interpreter's then the route's
+    /// environment and directories (a script's folder read-only first),
+    /// the route's entry point and allowed hosts, and the instance limits
+    /// of `limits`.
     pub fn invocation(&self, limits: &Limits) -> Invocation {
-        let args = vec![self.program.name().to_string()];
-        let Some(route) = self.route else {
-            return Invocation {
-                args,
-                limits: limits.run(),
-                ..Invocation::default()
-            };
-        };
-        let config = &route.config;
-        Invocation {
-            args: args
-                .into_iter()
-                .chain(config.args.iter().cloned())
-                .collect(),
-            env: config.env.clone(),
-            dirs: config.dirs.clone(),
-            entrypoint: config.entrypoint.clone(),
-            allowed_hosts: config.allowed_hosts.clone(),
+        let mut invocation = Invocation {
+            args: vec![self.program.name().to_string()],
             limits: limits.run(),
             ..Invocation::default()
+        };
+        if let Some(script) = &self.script {
+            let interpreter = &script.interpreter.config;
+            invocation
+                .args
+                .extend(interpreter.args_for(&script.guest_path()));
+            invocation.env.extend(interpreter.env.iter().cloned());
+            invocation.dirs.push(script.folder_grant());
+            invocation.dirs.extend(interpreter.dirs.iter().cloned());
         }
+        if let Some(route) = self.route {
+            let config = &route.config;
+            invocation.args.extend(config.args.iter().cloned());
+            invocation
+                .env
+                .retain(|(name, _)| !config.env.iter().any(|(own, _)| own == name));
+            invocation.env.extend(config.env.iter().cloned());
+            invocation.dirs.extend(config.dirs.iter().cloned());
+            invocation.entrypoint = config.entrypoint.clone();
+            invocation.allowed_hosts = config.allowed_hosts.clone();
+        }
+        invocation
+    }
+
+    /// The meta-variables a script gets besides RFC 3875's: its guest path,
+    /// its folder's, and the `REDIRECT_STATUS` php-cgi insists on.
+    pub fn script_variables(&self) -> Vec<(String, String)> {
+        let Some(script) = &self.script else {
+            return Vec::new();
+        };
+        vec![
+            ("SCRIPT_FILENAME".to_owned(), script.guest_path()),
+            (
+                "DOCUMENT_ROOT".to_owned(),
+                crate::scripts::GUEST_DIR.to_owned(),
+            ),
+            ("REDIRECT_STATUS".to_owned(), "200".to_owned()),
+        ]
     }
 
     /// An instance slot (the route's own, if it has them), waiting in the
     /// queue if need be; 503 when none comes, counted as overloaded.
     pub async fn acquire_slot(&self, state: &AppState) -> Result<OwnedSemaphorePermit, HttpError> {
-        let admission = self
-            .route
-            .and_then(|route| route.admission.as_deref())
-            .unwrap_or(&state.admission);
+        let admission = match (self.route, &self.script) {
+            (Some(route), _) => route.admission.as_deref(),
+            (None, Some(script)) => script.interpreter.admission.as_deref(),
+            (None, None) => None,
+        }
+        .unwrap_or(&state.admission);
         admission.acquire().await.map_err(|_| {
             state.metrics.overloaded();
             HttpError::Overloaded

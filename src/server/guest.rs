@@ -126,6 +126,7 @@ mod tests {
             sandbox,
             Default::default(),
             Default::default(),
+            Default::default(),
             None,
             Mode::Simple,
             Limits::default(),

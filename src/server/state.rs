@@ -17,6 +17,7 @@ use crate::limits::Limits;
 use crate::modules::ModuleRegistry;
 use crate::routes::RouteTable;
 use crate::runtime::Sandbox;
+use crate::scripts::Scripts;
 
 /// Everything the handlers share, built once before the socket is bound.
 pub struct AppState {
@@ -26,6 +27,8 @@ pub struct AppState {
     pub modules: Arc<ModuleRegistry>,
     /// The configured routes.
     pub routes: RouteTable,
+    /// The scripts folder and the interpreters.
+    pub scripts: Scripts,
     /// The static files folder, if any.
     pub www: Option<StaticFiles>,
     /// The mode of modules that declare none.
@@ -52,6 +55,7 @@ impl AppState {
         sandbox: Sandbox,
         modules: ModuleRegistry,
         routes: RouteTable,
+        scripts: Scripts,
         www: Option<StaticFiles>,
         mode: Mode,
         limits: Limits,
@@ -66,6 +70,7 @@ impl AppState {
             sandbox,
             modules: Arc::new(modules),
             routes,
+            scripts,
             www,
             mode,
             admission: Admission::new(limits.max_concurrency, limits.queue_timeout),

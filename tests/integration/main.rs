@@ -16,5 +16,6 @@ mod limits;
 mod meta_variables;
 mod operations;
 mod run_command;
+mod scripts;
 mod streaming;
 mod support;

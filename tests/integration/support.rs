@@ -348,6 +348,7 @@ pub fn config_dir_with(config: &str, extra: &[(&str, &str)]) -> tempfile::TempDi
         std::fs::copy(path, modules.join(name)).unwrap();
     }
     std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
     std::fs::write(dir.path().join("data/data.txt"), "granted data\n").unwrap();
     std::fs::write(dir.path().join("wasm-cgi.toml"), config).unwrap();
     dir
