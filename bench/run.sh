@@ -51,6 +51,7 @@ PORT_WASM_CGI=$((PORT_BASE))
 PORT_NATIVE=$((PORT_BASE + 1))
 PORT_SERVE=$((PORT_BASE + 2))
 PORT_CLASSIC=$((PORT_BASE + 3))
+PORT_PYTHON=$((PORT_BASE + 4))
 
 for n in "$SECONDS_PER_RUN" "$CLASSIC_SECONDS" "$CLASSIC_CONNS" "$WARMUP" "$PORT_BASE"; do
     [[ "$n" =~ ^[0-9]+$ ]] || { echo "bench: not a whole number: $n" >&2; exit 2; }
@@ -479,6 +480,71 @@ if start_server wasm-cgi "$BASE/hello.wasm" \
     stop_server
 else
     skip_row wasm-cgi hello "did not start (log: $LOGS/wasm-cgi.log)"
+fi
+
+# --------------------------------------------------------------------------
+# 6a. A Python CGI script (cgi.FieldStorage): wasm-cgi running it with the
+#     CPython 3.12 WASI build, against the same script run by the machine's
+#     native python3 as classic CGI under BusyBox httpd
+# --------------------------------------------------------------------------
+PY_CONNS=8
+PY_DIR="$WORK/python"
+mkdir -p "$PY_DIR/modules" "$PY_DIR/scripts" "$PY_DIR/www/cgi-bin"
+PYTHON_WASM="$(scripts/fetch-cpython.sh 2>"$LOGS/fetch-cpython.log" || true)"
+NATIVE_PYTHON="$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)"
+write_form_py() { # write_form_py FILE SHEBANG
+    printf '%s\n' "#!$2" \
+        'import cgi' \
+        'form = cgi.FieldStorage()' \
+        'print("Content-Type: text/plain")' \
+        'print()' \
+        'print("Hello " + form.getfirst("name", "nobody"))' >"$1"
+    chmod +x "$1"
+}
+PY_URL_PATH="/cgi-bin/form.py?name=Pinky"
+if [[ -n "$PYTHON_WASM" && -s "$PYTHON_WASM" ]]; then
+    cp "$PYTHON_WASM" "$PY_DIR/modules/python.wasm"
+    write_form_py "$PY_DIR/scripts/form.py" /usr/bin/python3
+    printf '%s\n' 'modules = "modules"' 'scripts = "scripts"' '' '[[interpreter]]' \
+        'extension = ".py"' 'module = "python.wasm"' 'mode = "cgi"' \
+        'env = { PYTHONDONTWRITEBYTECODE = "1" }' >"$PY_DIR/wasm-cgi.toml"
+    URL="http://127.0.0.1:$PORT_WASM_CGI$PY_URL_PATH"
+    log "wasm-cgi: the Python script with CPython WASI on :$PORT_WASM_CGI"
+    if start_server wasm-cgi-python "http://127.0.0.1:$PORT_WASM_CGI/healthz" \
+        "$WASM_CGI" serve --listen "127.0.0.1:$PORT_WASM_CGI" --config "$PY_DIR/wasm-cgi.toml" &&
+        check_body wasm-cgi-python "$URL" "Hello Pinky"; then
+        warmup "$URL" "$PY_CONNS"
+        wrk_run wasm-cgi-python wasm-cgi "python cgi.FieldStorage script (CPython 3.12 WASI)" \
+            "$PY_CONNS" "$SECONDS_PER_RUN" "$URL"
+    else
+        skip_row wasm-cgi "python script" "did not start or replied wrongly (log: $LOGS/wasm-cgi-python.log)"
+    fi
+    stop_server
+else
+    skip_row wasm-cgi "python script" "no CPython WASI build (scripts/fetch-cpython.sh: $LOGS/fetch-cpython.log)"
+fi
+if [[ "$HAVE_BUSYBOX" == 1 && -n "$NATIVE_PYTHON" ]]; then
+    write_form_py "$PY_DIR/www/cgi-bin/form.py" "$NATIVE_PYTHON"
+    URL="http://127.0.0.1:$PORT_PYTHON$PY_URL_PATH"
+    NATIVE_PY_VERSION="$("$NATIVE_PYTHON" --version 2>&1)"
+    log "classic: busybox httpd + native $NATIVE_PY_VERSION on :$PORT_PYTHON"
+    if start_server classic-python "$URL" busybox httpd -f -v -p "127.0.0.1:$PORT_PYTHON" -h "$PY_DIR/www" &&
+        check_body classic-python "$URL" "Hello Pinky"; then
+        warmup "$URL" "$PY_CONNS"
+        wrk_run classic-python "classic (native python3)" "python cgi.FieldStorage script ($NATIVE_PY_VERSION)" \
+            "$PY_CONNS" "$SECONDS_PER_RUN" "$URL"
+    else
+        skip_row classic "python script" "did not start or replied wrongly (log: $LOGS/classic-python.log)"
+    fi
+    stop_server
+else
+    skip_row classic "python script" "busybox or python3 missing"
+fi
+WASM_PY_RPS=$(awk -F'\t' '$1 == "wasm-cgi-python" {print $6}' "$ROWS")
+NATIVE_PY_RPS=$(awk -F'\t' '$1 == "classic-python" {print $6}' "$ROWS")
+if [[ -n "$WASM_PY_RPS" && -n "$NATIVE_PY_RPS" ]]; then
+    PY_RATIO=$(awk -v a="$WASM_PY_RPS" -v b="$NATIVE_PY_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    note "python script: wasm-cgi + CPython WASI $WASM_PY_RPS req/s against native python3 as classic CGI $NATIVE_PY_RPS req/s (${PY_RATIO}x), $PY_CONNS connections; BusyBox closes every connection"
 fi
 
 # --------------------------------------------------------------------------
