@@ -56,12 +56,13 @@ fn main() {
     engine.register_fn("read_file", |path: &str| {
         std::fs::read_to_string(path).unwrap_or_else(|error| format!("error: {error}"))
     });
-    engine.register_fn("write_file", |path: &str, text: &str| {
-        match std::fs::write(path, text) {
+    engine.register_fn(
+        "write_file",
+        |path: &str, text: &str| match std::fs::write(path, text) {
             Ok(()) => "ok".to_owned(),
             Err(error) => format!("error: {error}"),
-        }
-    });
+        },
+    );
     engine.register_fn("grow", |mib: i64| {
         let block = vec![1u8; (mib.max(0) as usize) << 20];
         HOARD.lock().unwrap().push(block);
