@@ -38,10 +38,10 @@ pub struct Scripts {
 }
 
 /// A script found for a request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Script<'a> {
     /// Its file name, e.g. `hello.py`.
-    pub name: &'a str,
+    pub name: String,
     /// The scripts folder (real path).
     folder: &'a Path,
     /// What runs it.
@@ -105,15 +105,15 @@ impl Scripts {
     /// The script `name` (a plain file name, already checked) if the
     /// folder holds it as a regular file that is not hidden, whose real
     /// path stays in the folder, and an interpreter runs its extension.
-    pub fn find<'a>(&'a self, name: &'a str) -> Option<Script<'a>> {
+    pub fn find(&self, name: &str) -> Option<Script<'_>> {
         let dir = self.dir.as_ref()?;
         if name.starts_with('.') {
             return None;
         }
         let interpreter = self.interpreter_for(name)?;
         let real = dir.join(name).canonicalize().ok()?;
-        (real.parent() == Some(dir.as_path()) && real.is_file()).then_some(Script {
-            name,
+        (real.parent() == Some(dir.as_path()) && real.is_file()).then(|| Script {
+            name: name.to_owned(),
             folder: dir,
             interpreter,
         })

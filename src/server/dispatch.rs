@@ -155,41 +155,24 @@ async fn dispatch(
         _ => {}
     }
     let uri = request.uri().clone();
-    if let Some(found) = state.routes.find(uri.path()) {
-        let entry = state
-            .modules
-            .get(&found.route.config.module)
-            .ok_or(HttpError::NotFound)?;
+    let path = uri.path();
+    let endpoint = if let Some(found) = state.routes.find(path) {
         let script = match &found.route.config.script {
             Some(name) => Some(state.scripts.find(name).ok_or(HttpError::NotFound)?),
             None => None,
         };
-        let endpoint = Endpoint {
-            program: entry.program.clone(),
-            script_name: found.script_name.to_owned(),
-            path_info: cgi_bin::path_info(found.rest)?,
-            mode: found
-                .route
-                .config
-                .mode
-                .or(script.and_then(|script| script.interpreter.config.mode))
-                .or(entry.mode)
-                .unwrap_or(state.mode),
-            route: Some(found.route),
-            script,
-        };
-        return run(
+        let path_info = cgi_bin::path_info(found.rest)?;
+        Endpoint::resolve(
             state,
-            request,
-            connection,
-            endpoint,
-            request_id,
-            answered_by,
-        )
-        .await;
-    }
-    if state.scripts.dir().is_some()
-        && let Some(target) = cgi_bin::parse_script(request.uri().path())
+            Some(found.route),
+            script,
+            found.script_name.to_owned(),
+            path_info,
+        )?
+    } else if let Some(target) = state
+        .scripts
+        .dir()
+        .and_then(|_| cgi_bin::parse_script(path))
     {
         // A script, or nothing: never its source as a static file.
         let target = target?;
@@ -197,50 +180,20 @@ async fn dispatch(
             .scripts
             .find(&target.module)
             .ok_or(HttpError::NotFound)?;
-        let entry = state
-            .modules
-            .get(&script.interpreter.config.module)
-            .ok_or(HttpError::NotFound)?;
-        let endpoint = Endpoint {
-            program: entry.program.clone(),
-            script_name: target.script_name,
-            path_info: target.path_info,
-            mode: script
-                .interpreter
-                .config
-                .mode
-                .or(entry.mode)
-                .unwrap_or(state.mode),
-            route: None,
-            script: Some(script),
-        };
-        return run(
+        Endpoint::resolve(
             state,
-            request,
-            connection,
-            endpoint,
-            request_id,
-            answered_by,
-        )
-        .await;
-    }
-    let Some(target) = cgi_bin::parse(request.uri().path()) else {
+            None,
+            Some(script),
+            target.script_name,
+            target.path_info,
+        )?
+    } else if let Some(target) = cgi_bin::parse(path) {
+        let target = target?;
+        Endpoint::module(state, &target.module, target.script_name, target.path_info)?
+    } else {
         return static_files::serve(state, request)
             .await
             .map(Next::Response);
-    };
-    let target = target?;
-    let entry = state
-        .modules
-        .get(&target.module)
-        .ok_or(HttpError::NotFound)?;
-    let endpoint = Endpoint {
-        program: entry.program.clone(),
-        script_name: target.script_name,
-        path_info: target.path_info,
-        mode: entry.mode.unwrap_or(state.mode),
-        route: None,
-        script: None,
     };
     run(
         state,
@@ -267,7 +220,10 @@ async fn run(
     let limits = endpoint.limits(state);
     *answered_by = Some(AnsweredBy {
         module: endpoint.program.name().clone(),
-        script: endpoint.script.map(|script| script.name.into()),
+        script: endpoint
+            .script
+            .as_ref()
+            .map(|script| script.name.as_str().into()),
         route: endpoint.route.map(|route| route.config.path.to_string()),
         deadline: tokio::time::Instant::now()
             + limits.queue_timeout

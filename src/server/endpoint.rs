@@ -33,7 +33,60 @@ pub struct Endpoint<'a> {
     pub script: Option<Script<'a>>,
 }
 
-impl Endpoint<'_> {
+impl<'a> Endpoint<'a> {
+    /// The endpoint for a route (which names its module), or a script
+    /// (whose interpreter is the module), or both: the program is looked
+    /// up now, so a reloaded one is picked up; 404 if it is gone. Its mode
+    /// is the route's, else the interpreter's, else the module's own, else
+    /// the server's.
+    pub fn resolve(
+        state: &AppState,
+        route: Option<&'a Route>,
+        script: Option<Script<'a>>,
+        script_name: String,
+        path_info: String,
+    ) -> Result<Self, HttpError> {
+        let interpreter = script.as_ref().map(|script| &script.interpreter.config);
+        let module = match (route, interpreter) {
+            (Some(route), _) => &route.config.module,
+            (None, Some(interpreter)) => &interpreter.module,
+            (None, None) => return Err(HttpError::NotFound),
+        };
+        let entry = state.modules.get(module).ok_or(HttpError::NotFound)?;
+        let mode = route
+            .and_then(|route| route.config.mode)
+            .or(interpreter.and_then(|interpreter| interpreter.mode))
+            .or(entry.mode)
+            .unwrap_or(state.mode);
+        Ok(Self {
+            program: entry.program.clone(),
+            script_name,
+            path_info,
+            mode,
+            route,
+            script,
+        })
+    }
+
+    /// The endpoint for the module `name` of the folder, with the
+    /// server's defaults; 404 if there is none.
+    pub fn module(
+        state: &AppState,
+        name: &str,
+        script_name: String,
+        path_info: String,
+    ) -> Result<Self, HttpError> {
+        let entry = state.modules.get(name).ok_or(HttpError::NotFound)?;
+        Ok(Self {
+            program: entry.program.clone(),
+            script_name,
+            path_info,
+            mode: entry.mode.unwrap_or(state.mode),
+            route: None,
+            script: None,
+        })
+    }
+
     /// The limits its requests run under: the route's, else the
     /// interpreter's for a script, else the server's.
     pub fn limits<'s>(&'s self, state: &'s AppState) -> &'s Limits {
@@ -59,6 +112,7 @@ impl Endpoint<'_> {
         self.route.is_none_or(|route| route.config.query_args)
             && self
                 .script
+                .as_ref()
                 .is_none_or(|script| script.interpreter.config.query_args)
     }
 
