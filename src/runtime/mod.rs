@@ -48,6 +48,7 @@ mod printable;
 mod program;
 mod sandbox;
 mod slices;
+mod wasi_ctx;
 
 pub use cache::{CacheOutcome, Compiled, ModuleCache};
 pub use detect::{Kind, World};

@@ -8,17 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap};
-use wasmtime_wasi::cli::{IsTerminal, StdinStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView as _};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder, WasiView as _};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
@@ -28,11 +26,12 @@ use super::guest_run::GuestRun;
 use super::host::{ComponentHost, Host, Limited, MemoryLimiter};
 use super::http::HttpCall;
 use super::instance::Instance;
-use super::invocation::{Exit, Input, Invocation, Outcome, Output, Stdio, Usage};
+use super::invocation::{Exit, Invocation, Outcome, Output, Stdio, Usage};
 use super::limits::RunLimits;
 use super::outbound::OutboundPolicy;
 use super::output::{OutputReceiver, output_channel};
 use super::slices::{LaneHandle, LongLane};
+use super::wasi_ctx::wasi_builder;
 
 /// The entry point of a WASI command.
 pub const COMMAND_ENTRY: &str = "_start";
@@ -461,73 +460,6 @@ async fn call_command(
     match command.wasi_cli_run().call_run(&mut *store).await? {
         Ok(()) => Ok(()),
         Err(()) => Err(I32Exit(1).into()),
-    }
-}
-
-/// The guest's WASI context, for either preview: args, env, stdio and
-/// directories from `invocation`; sockets stay closed.
-fn wasi_builder(invocation: &Invocation, stdio: Stdio) -> anyhow::Result<WasiCtxBuilder> {
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .args(&invocation.args)
-        .envs(&invocation.env)
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    match &invocation.stdin {
-        Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
-        Input::Stream(stream) => builder.stdin(SharedStdin(stream.clone())),
-        Input::Inherit => builder.inherit_stdin(),
-        Input::Empty => builder.stdin(MemoryInputPipe::new(Bytes::new())),
-    };
-    match stdio.stdout {
-        Output::Inherit => builder.inherit_stdout(),
-        Output::Channel(sender) => builder.stdout(sender),
-        Output::Log(log) => builder.stdout(log),
-        Output::Capture(pipe) => builder.stdout(pipe),
-    };
-    match stdio.stderr {
-        Output::Inherit => builder.inherit_stderr(),
-        Output::Channel(sender) => builder.stderr(sender),
-        Output::Log(log) => builder.stderr(log),
-        Output::Capture(pipe) => builder.stderr(pipe),
-    };
-    for dir in &invocation.dirs {
-        let perms = if dir.read_only {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
-        builder
-            .preopened_dir(&dir.host, &dir.guest, perms)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "failed to open directory {} for {}",
-                    dir.host.display(),
-                    dir.guest
-                )
-            })?;
-    }
-    Ok(builder)
-}
-
-/// An [`Input::Stream`] as the builder takes it.
-struct SharedStdin(Arc<dyn StdinStream + Sync>);
-
-impl IsTerminal for SharedStdin {
-    fn is_terminal(&self) -> bool {
-        self.0.is_terminal()
-    }
-}
-
-impl StdinStream for SharedStdin {
-    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::InputStream> {
-        self.0.p2_stream()
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
-        self.0.async_stream()
     }
 }
 
