@@ -1,8 +1,8 @@
 //! Runs a command (a WASI module or a `wasi:cli/command` component) for one
-//! request through CGI: checks the body against `max-body`, waits for an
-//! instance slot, builds the CGI environment and argv, starts the guest with
-//! the body as its stdin (streamed as it reads; a body of undeclared length
-//! is read whole first), and hands its stdout to
+//! request through CGI: checks the body against `max-body` (a body of
+//! undeclared length is read whole first), waits for an instance slot,
+//! builds the CGI environment and argv, starts the guest with the body as
+//! its stdin (streamed as it reads), and hands its stdout to
 //! [`cgi_response`](super::cgi_response).
 
 use std::sync::Arc;
@@ -42,23 +42,25 @@ pub async fn serve(
     let max_body = limits.max_body.0;
     // A body declared too large is refused before anything runs.
     let has_body = has_body(&parts.headers, max_body)?;
-    let permit = endpoint.acquire_slot(state).await?;
     let fault = Arc::new(BodyFault::default());
     let (stdin, body_len, charge) = match (has_body, declared_length(&parts.headers)) {
         (false, _) => (Input::Empty, None, None),
-        // Streamed to stdin as the module reads it.
+        // Streamed to stdin as the module reads it, once it runs.
         (true, Some(len)) => {
             let body = StreamedBody::new(Some(body), max_body, fault.clone());
             let stdin = Input::Stream(Arc::new(RequestStdin::new(body)));
             (stdin, usize::try_from(len).ok(), None)
         }
-        // CONTENT_LENGTH must be known first: read whole, under the budget.
+        // CONTENT_LENGTH must be known first: read whole, under the
+        // server-wide budget, before a slot is taken (a slow upload holds
+        // no instance slot).
         (true, None) => {
             let buffered = read_whole(body, max_body, &state.body_buffer).await?;
             let len = buffered.bytes.len();
             (Input::Bytes(buffered.bytes), Some(len), buffered.charge)
         }
     };
+    let permit = endpoint.acquire_slot(state).await?;
 
     let cgi = CgiRequest {
         method: &parts.method,
