@@ -3,11 +3,10 @@
 //! then over their `-p2` command twins), and the validation that refuses to
 //! start on a bad file.
 
-use std::process::Command;
 
 use crate::support::{
     HANDLER, P2_PROGRAMS, Server, argv, client, config_dir, config_dir_with, config_twins,
-    get_status, get_text, parse_env, post_status, post_text, twins,
+    get_status, get_text, parse_env, post_status, post_text, run_in, twins,
 };
 
 const ROUTES: &str = r#"
@@ -234,25 +233,6 @@ async fn flags_override_the_config_file() {
         post_text(&server.url("/cgi-bin/wasm-run.cgi/cat.wasm"), "plain").await,
         "plain"
     );
-}
-
-/// Runs `wasm-cgi ARGS` in `dir` and returns its exit code and stderr.
-fn run_in(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("WASM_DIR")
-        .env_remove("WASM_CGI_CONFIG")
-        .env_remove("INSTALL_DIR")
-        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
-        .output()
-        .unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-    (
-        output.status.code(),
-        text(output.stdout),
-        text(output.stderr),
-    )
 }
 
 /// Checks that `serve` and `check` both refuse the `wasm-cgi.toml` in `dir`,

@@ -203,6 +203,12 @@ async fn only_scripts_answer_and_their_folder_is_read_only() {
             "{line}: {raw:.60}"
         );
     }
+    // A link in the scripts folder to a script elsewhere is not followed.
+    let outside = server.modules.path().join("data/outside.rhai");
+    std::fs::write(&outside, ENV_SCRIPT).unwrap();
+    std::os::unix::fs::symlink(&outside, scripts_dir(&server).join("linked.rhai")).unwrap();
+    assert_eq!(get_status(&server.url("/cgi-bin/linked.rhai")).await, 404);
+
     let written = get_text(&server.url("/cgi-bin/write.rhai")).await;
     assert!(
         written.starts_with("error"),
@@ -226,22 +232,9 @@ async fn a_script_added_while_serving_answers_at_once() {
     );
 }
 
-/// `wasm-cgi check` in `dir`: its exit code, stdout and stderr.
+/// `wasm-cgi check --config wasm-cgi.toml` in `dir`.
 fn check_in(dir: &std::path::Path) -> (Option<i32>, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
-        .args(["check", "--config", "wasm-cgi.toml"])
-        .current_dir(dir)
-        .env_remove("INSTALL_DIR")
-        .env_remove("SCRIPTS_DIR")
-        .env("WASMTIME_CACHE_DIR", crate::support::shared_cache_dir())
-        .output()
-        .unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-    (
-        output.status.code(),
-        text(output.stdout),
-        text(output.stderr),
-    )
+    crate::support::run_in(dir, &["check", "--config", "wasm-cgi.toml"])
 }
 
 #[test]

@@ -354,6 +354,27 @@ pub fn config_dir_with(config: &str, extra: &[(&str, &str)]) -> tempfile::TempDi
     dir
 }
 
+/// Runs `wasm-cgi ARGS` in `dir`, with none of the environment variables
+/// that pick folders set: its exit code, stdout and stderr.
+pub fn run_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasm-cgi"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WASM_DIR")
+        .env_remove("WASM_CGI_CONFIG")
+        .env_remove("INSTALL_DIR")
+        .env_remove("SCRIPTS_DIR")
+        .env("WASMTIME_CACHE_DIR", shared_cache_dir())
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
 /// The compile cache every test server shares: inside the build's own
 /// temporary folder, never the user's cache.
 pub fn shared_cache_dir() -> String {
