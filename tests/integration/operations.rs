@@ -238,6 +238,15 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
             "no new work while draining"
         );
         assert_eq!(get_status(&server.url("/healthz")).await, 200);
+        // Counted as what it was, a refusal while draining, not overload.
+        let text = metrics(&server.url("/metrics")).await;
+        assert_samples(
+            &text,
+            &[
+                ("wasm_cgi_shutdown_refusals_total", 1.0),
+                ("wasm_cgi_overloaded_total", 0.0),
+            ],
+        );
 
         let (rest, complete) = read_to_end(&mut slow).await;
         assert!(complete, "{path}: the request in flight finishes");
