@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::admission::Admission;
 use crate::config::{RouteConfig, RoutePath};
 use crate::limits::Limits;
-use crate::runtime::{COMMAND_ENTRY, ProgramKind};
+use crate::runtime::{COMMAND_ENTRY, DirGrant, ProgramKind};
 
 /// One configured route, with its limits resolved.
 #[derive(Debug)]
@@ -93,7 +93,8 @@ pub fn from_config(
     let mut problems = Vec::new();
     let mut routes = Vec::new();
     for config in configs {
-        problems.extend(overlapping_grants(config, protected));
+        let owner = format!("{}: route {}", config.location, config.path);
+        problems.extend(overlapping_grants(&owner, &config.dirs, protected));
         match modules.get(&config.module) {
             None => problems.push(format!(
                 "{}: route {}: module {} is not in the modules folder (or failed to load)",
@@ -128,22 +129,21 @@ pub fn from_config(
     }
 }
 
-/// One problem per `dirs` grant of `config` that contains, or lies inside,
+/// One problem per grant in `dirs` (of `owner`, `FILE:LINE: route /x`)
+/// that contains, or lies inside,
 /// a protected path: a guest given the modules folder, the compile cache or
 /// its key could plant code the server then runs as its own (a sandbox
 /// escape); given `www`, files it then serves.
-fn overlapping_grants(config: &RouteConfig, protected: &[Protected]) -> Vec<String> {
+pub fn overlapping_grants(owner: &str, dirs: &[DirGrant], protected: &[Protected]) -> Vec<String> {
     let real = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut problems = Vec::new();
-    for grant in &config.dirs {
+    for grant in dirs {
         let granted = real(&grant.host);
         for own in protected {
             let own_path = real(&own.path);
             if granted.starts_with(&own_path) || own_path.starts_with(&granted) {
                 problems.push(format!(
-                    "{}: route {}: dirs grants {} to the guest, which overlaps {} ({}): no guest may reach it",
-                    config.location,
-                    config.path,
+                    "{owner}: dirs grants {} to the guest, which overlaps {} ({}): no guest may reach it",
                     grant.host.display(),
                     own.what,
                     own.path.display()
@@ -279,7 +279,7 @@ mod tests {
                 guest: "/g".into(),
                 read_only: true,
             }];
-            let problems = overlapping_grants(&config, &protected);
+            let problems = overlapping_grants("r", &config.dirs, &protected);
             assert_eq!(
                 !problems.is_empty(),
                 refused,
@@ -291,7 +291,7 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&cache, &link).unwrap();
         config.dirs[0].host = link;
-        assert_eq!(overlapping_grants(&config, &protected).len(), 1);
+        assert_eq!(overlapping_grants("r", &config.dirs, &protected).len(), 1);
     }
 
     #[test]

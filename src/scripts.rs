@@ -11,6 +11,7 @@ use crate::admission::Admission;
 use crate::config::{InterpreterConfig, RouteConfig};
 use crate::limits::Limits;
 use crate::modules::ModuleRegistry;
+use crate::routes::{Protected, overlapping_grants};
 use crate::runtime::DirGrant;
 use crate::runtime::{Program, ProgramKind};
 
@@ -152,16 +153,22 @@ pub fn can_interpret(program: &Program) -> Result<(), String> {
 }
 
 /// One `FILE:LINE: message` per interpreter whose module is not loaded or
-/// can't run scripts, and per route script with no scripts folder to find
-/// it in.
+/// can't run scripts, per interpreter grant that overlaps a `protected`
+/// folder, and per route script with no scripts folder to find it in.
 pub fn check(
     interpreters: &[InterpreterConfig],
     routes: &[RouteConfig],
     dir: Option<&Path>,
     modules: &ModuleRegistry,
+    protected: &[Protected],
 ) -> Vec<String> {
     let mut problems = Vec::new();
     for interpreter in interpreters {
+        let owner = format!(
+            "{}: interpreter for {}",
+            interpreter.location, interpreter.extension
+        );
+        problems.extend(overlapping_grants(&owner, &interpreter.dirs, protected));
         let fit = match modules.get(&interpreter.module) {
             None => Err("is not in the modules folder (or failed to load)".to_owned()),
             Some(entry) => can_interpret(&entry.program),

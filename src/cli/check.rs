@@ -84,6 +84,7 @@ impl CheckCommand {
             &config.routes,
             scripts_dir.as_deref(),
             &modules,
+            &protected,
         ));
         if let Err(route_problems) =
             routes::from_config(&config.routes, &modules, &limits, &protected)

@@ -176,6 +176,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         &settings.routes,
         settings.scripts.as_deref(),
         &modules,
+        &protected,
     );
     let routes = routes::from_config(&settings.routes, &modules, &settings.limits, &protected)
         .map_err(|route_problems| problems.extend(route_problems));

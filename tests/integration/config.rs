@@ -3,7 +3,6 @@
 //! then over their `-p2` command twins), and the validation that refuses to
 //! start on a bad file.
 
-
 use crate::support::{
     HANDLER, P2_PROGRAMS, Server, argv, client, config_dir, config_dir_with, config_twins,
     get_status, get_text, parse_env, post_status, post_text, run_in, twins,
@@ -287,6 +286,12 @@ fn serve_and_check_refuse_a_bad_config_naming_file_and_line() {
         (
             "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \".\", guest = \"/all\" }]\n",
             "overlaps the modules folder",
+        ),
+        // The same for an interpreter's grants: its scripts could plant
+        // modules.
+        (
+            "modules = \"modules\"\n[[interpreter]]\nextension = \".rhai\"\nmodule = \"cat.wasm\"\ndirs = [{ host = \"modules\", guest = \"/m\", read_only = false }]\n",
+            ":3: interpreter for .rhai: dirs grants",
         ),
         (
             "modules = \"modules\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n[[route]]\npath = \"/a\"\nmodule = \"cat.wasm\"\n",
