@@ -145,10 +145,25 @@ impl ModuleCache {
         engine: &Engine,
         wasm: &[u8],
     ) -> anyhow::Result<(Compiled, CacheOutcome)> {
+        self.load_or_build(engine, wasm, "", || Ok(wasm.to_vec()))
+    }
+
+    /// The compiled program that `build` makes from `wasm` following
+    /// `recipe` (for example a pre-initialized snapshot): from the cache if
+    /// an entry for this `wasm` and `recipe` is there, so `build` does not
+    /// run; else built, compiled and stored. An empty recipe is `wasm`
+    /// itself.
+    pub(crate) fn load_or_build(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        recipe: &str,
+        build: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<(Compiled, CacheOutcome)> {
         let Some(disk) = &self.disk else {
-            return Ok((Compiled::new(engine, wasm)?, CacheOutcome::Compiled));
+            return Ok((Compiled::new(engine, &build()?)?, CacheOutcome::Compiled));
         };
-        let name = disk.entry_name(engine, wasm);
+        let name = disk.entry_name(engine, wasm, recipe);
         match disk.read_verified(&name) {
             Ok(Some(cwasm)) => {
                 // SAFETY: the bytes were written by `store` below, from the
@@ -166,7 +181,7 @@ impl ModuleCache {
             Ok(None) => {}
             Err(error) => tracing::warn!("ignoring cache entry {name}: {error:#}"),
         }
-        let cwasm = Compiled::precompile(engine, wasm)?;
+        let cwasm = Compiled::precompile(engine, &build()?)?;
         if let Err(error) = disk.store(&name, &cwasm) {
             tracing::warn!("cannot write cache entry {name}: {error:#}");
         }
@@ -216,17 +231,21 @@ impl DiskCache {
         HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any length")
     }
 
-    /// The entry's file stem: a keyed hash of the program's content hash and
+    /// The entry's file stem: a keyed hash of the program's content hash,
     /// the engine's compatibility hash (Wasmtime version, target,
-    /// settings), so nobody without the key can tell which file would be
-    /// loaded for which program.
-    fn entry_name(&self, engine: &Engine, wasm: &[u8]) -> String {
+    /// settings) and the recipe that made the compiled program from it, so
+    /// nobody without the key can tell which file would be loaded for which
+    /// program.
+    fn entry_name(&self, engine: &Engine, wasm: &[u8], recipe: &str) -> String {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut compat);
         let mut mac = self.mac();
         mac.update(b"entry name\0");
         mac.update(&Sha256::digest(wasm));
         mac.update(&compat.finish().to_le_bytes());
+        // Fixed-length fields first: the plain entry's input is a strict
+        // prefix of every recipe's, never equal to one.
+        mac.update(recipe.as_bytes());
         hex(&mac.finalize().into_bytes())
     }
 
@@ -381,6 +400,31 @@ mod tests {
     }
 
     #[test]
+    fn a_built_program_has_an_entry_of_its_own_and_is_built_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache_in(dir.path());
+        let engine = engine();
+        let wasm = wat::parse_str(WAT).unwrap();
+        let built = wat::parse_str(r#"(module (func (export "_start") nop))"#).unwrap();
+        let builds = std::cell::Cell::new(0);
+        let build = |recipe| {
+            cache
+                .load_or_build(&engine, &wasm, recipe, || {
+                    builds.set(builds.get() + 1);
+                    Ok(built.clone())
+                })
+                .unwrap()
+                .1
+        };
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Compiled);
+        assert_eq!(build("snapshot"), CacheOutcome::Compiled, "not the plain entry");
+        assert_eq!(build("snapshot"), CacheOutcome::Hit);
+        assert_eq!(build("other snapshot"), CacheOutcome::Compiled);
+        assert_eq!(builds.get(), 2, "a hit runs nothing");
+        assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Hit);
+    }
+
+    #[test]
     fn components_are_cached_as_components() {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache_in(dir.path());
@@ -492,12 +536,12 @@ mod tests {
         let wasm = wat::parse_str(WAT).unwrap();
         let other = wat::parse_str(r#"(module (func (export "_start") nop))"#).unwrap();
         assert_ne!(
-            first.entry_name(&engine, &wasm),
-            first.entry_name(&engine, &other)
+            first.entry_name(&engine, &wasm, ""),
+            first.entry_name(&engine, &other, "")
         );
         assert_ne!(
-            first.entry_name(&engine, &wasm),
-            second.entry_name(&engine, &wasm),
+            first.entry_name(&engine, &wasm, ""),
+            second.entry_name(&engine, &wasm, ""),
             "names can't be predicted without the key"
         );
     }

@@ -7,10 +7,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::invocation::Invocation;
 use super::outbound::OutboundPolicy;
+
+// Resources live in host memory, outside `max_memory`, and open files hold
+// the server's own descriptors: each instance gets a bounded share, and an
+// exhausted one is an error to the guest, never to the server.
+
+/// Resources (streams, fields, requests, open files...) one component
+/// instance may hold at once. Real programs hold a few dozen.
+const MAX_RESOURCES: usize = 1024;
+
+/// Bytes one wasi:http `fields` may hold (the largest request head the
+/// server reads is the same): with [`MAX_RESOURCES`], at most 64 MiB of
+/// header maps per instance, where the default was 4096 x 128 KiB.
+const MAX_FIELDS_SIZE: usize = 64 * 1024;
 
 /// Everything one core-module instance owns. A fresh `Host` is built for
 /// every request, so nothing a guest does is visible to the next one.
@@ -122,5 +136,25 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Store data for a component: WASI 0.2 from `builder`, wasi:http with
+/// bounded resources, and the outbound policy from `invocation`.
+pub(crate) fn component_host(
+    mut builder: WasiCtxBuilder,
+    limiter: MemoryLimiter,
+    invocation: &Invocation,
+) -> ComponentHost {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_FIELDS_SIZE);
+    ComponentHost {
+        wasi: builder.build(),
+        table,
+        http,
+        outbound: OutboundPolicy::new(invocation.allowed_hosts.clone(), invocation.limits.timeout),
+        limiter,
     }
 }

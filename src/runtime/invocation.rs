@@ -72,6 +72,8 @@ pub enum Output {
     Log(StderrLog),
     /// Into memory, up to the pipe's capacity (past it the guest traps).
     Capture(MemoryOutputPipe),
+    /// Nowhere: written and dropped.
+    Discard,
 }
 
 /// The guest's stdout and stderr.

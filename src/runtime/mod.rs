@@ -5,7 +5,8 @@
 //! exactly this, and nothing here knows of it.
 //!
 //! - [`Sandbox`]: the engine, linkers, compile cache and epoch ticker, built
-//!   once; [`Sandbox::load`] compiles and links a [`Program`].
+//!   once; [`Sandbox::load`] compiles and links a [`Program`], first
+//!   pre-initializing it ([`InitOptions`]) when it exports an initializer.
 //! - [`Program::run`] runs a command to its end; [`Program::stream`] gives
 //!   its stdout as it is written ([`GuestRun`], then a [`GuestBody`]);
 //!   [`Program::handle_http`] gives a handler an [`http::Request`] and
@@ -44,6 +45,7 @@ mod invocation;
 mod limits;
 mod outbound;
 mod output;
+mod preinit;
 mod printable;
 mod program;
 mod sandbox;
@@ -60,5 +62,6 @@ pub use invocation::{DirGrant, Exit, Input, Invocation, Outcome, Output, Stdio, 
 pub use limits::RunLimits;
 pub use outbound::AllowedHosts;
 pub use output::{OutputReceiver, OutputSender, StderrLog, output_channel};
+pub use preinit::{INIT_EXPORTS, InitOptions, Initializer, Preinitialized};
 pub use program::{COMMAND_ENTRY, Captured, Program, ProgramKind};
 pub use sandbox::{Sandbox, SandboxOptions};

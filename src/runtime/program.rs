@@ -12,24 +12,23 @@ use bytes::Bytes;
 use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
-use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder, WasiView as _};
+use wasmtime_wasi::{I32Exit, WasiView as _};
+use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
 
 use super::detect::World;
 use super::guest_run::GuestRun;
-use super::host::{ComponentHost, Host, Limited, MemoryLimiter};
+use super::host::{ComponentHost, Host, Limited, MemoryLimiter, component_host};
 use super::http::HttpCall;
 use super::instance::Instance;
 use super::invocation::{Exit, Invocation, Outcome, Output, Stdio, Usage};
 use super::limits::RunLimits;
-use super::outbound::OutboundPolicy;
 use super::output::{OutputReceiver, output_channel};
+use super::preinit::Preinitialized;
 use super::slices::{LaneHandle, LongLane};
 use super::wasi_ctx::wasi_builder;
 
@@ -42,19 +41,6 @@ const REACTOR_INIT: &str = "_initialize";
 /// Bytes of stdout buffered between a streamed guest and its reader: past
 /// this the guest waits (backpressure) instead of the host buffering.
 const STDOUT_BUFFER: usize = 256 * 1024;
-
-// Resources live in host memory, outside `max_memory`, and open files hold
-// the server's own descriptors: each instance gets a bounded share, and an
-// exhausted one is an error to the guest, never to the server.
-
-/// Resources (streams, fields, requests, open files...) one component
-/// instance may hold at once. Real programs hold a few dozen.
-const MAX_RESOURCES: usize = 1024;
-
-/// Bytes one wasi:http `fields` may hold (the largest request head the
-/// server reads is the same): with [`MAX_RESOURCES`], at most 64 MiB of
-/// header maps per instance, where the default was 4096 x 128 KiB.
-const MAX_FIELDS_SIZE: usize = 64 * 1024;
 
 /// Files and directories one core module may hold open at once: each is a
 /// descriptor of the server's own.
@@ -100,6 +86,7 @@ pub struct Program {
     linked: Linked,
     fuel_metering: bool,
     lane: LongLane,
+    preinitialized: Option<Preinitialized>,
 }
 
 /// What [`Program::run_captured`] gives back.
@@ -127,7 +114,20 @@ impl Program {
             linked,
             fuel_metering,
             lane,
+            preinitialized: None,
         }
+    }
+
+    /// Marks the program as instantiated from a pre-initialized snapshot.
+    pub(crate) fn with_preinitialized(mut self, preinitialized: Option<Preinitialized>) -> Self {
+        self.preinitialized = preinitialized;
+        self
+    }
+
+    /// Whether (and how) the program was pre-initialized at load: its
+    /// instances start from the snapshot its initializer left.
+    pub fn preinitialized(&self) -> Option<&Preinitialized> {
+        self.preinitialized.as_ref()
     }
 
     /// The program's file name, e.g. `hello.wasm`.
@@ -190,7 +190,7 @@ impl Program {
                         "a component has no entry point `{entry}`: it runs through wasi:cli/run"
                     );
                 }
-                let host = self.component_host(builder, limiter, &invocation);
+                let host = component_host(builder, limiter, &invocation);
                 let (mut store, lane) = self.store(host, &limits)?;
                 let pre = pre.clone();
                 Ok(Instance::new(meter.measure(limits, lane, async move {
@@ -274,7 +274,7 @@ impl Program {
         self.check_limits(&limits)?;
         let (meter, limiter) = self.meter(&limits);
         let builder = wasi_builder(&invocation, stdio)?;
-        let host = self.component_host(builder, limiter, &invocation);
+        let host = component_host(builder, limiter, &invocation);
         let (mut store, lane) = self.store(host, &limits)?;
         let (sender, response) = oneshot::channel();
         let (request, outparam) = {
@@ -341,30 +341,6 @@ impl Program {
             peak,
         };
         (meter, limiter)
-    }
-
-    /// Store data for a component: WASI 0.2, wasi:http, and the outbound
-    /// policy from `invocation`.
-    fn component_host(
-        &self,
-        mut builder: WasiCtxBuilder,
-        limiter: MemoryLimiter,
-        invocation: &Invocation,
-    ) -> ComponentHost {
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_RESOURCES);
-        let mut http = WasiHttpCtx::new();
-        http.set_field_size_limit(MAX_FIELDS_SIZE);
-        ComponentHost {
-            wasi: builder.build(),
-            table,
-            http,
-            outbound: OutboundPolicy::new(
-                invocation.allowed_hosts.clone(),
-                invocation.limits.timeout,
-            ),
-            limiter,
-        }
     }
 }
 
@@ -464,7 +440,7 @@ async fn call_command(
 }
 
 /// Turns the error a guest call ended with into an [`Exit`].
-fn classify(error: wasmtime::Error, refused_grow: Option<usize>) -> Exit {
+pub(crate) fn classify(error: wasmtime::Error, refused_grow: Option<usize>) -> Exit {
     if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
         return Exit::Code(*code);
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker as ComponentLinker};
@@ -18,6 +19,7 @@ use super::cache::{CacheOutcome, Compiled, ModuleCache};
 use super::detect::{CLI_RUN, HTTP_HANDLER, World};
 use super::epoch::EpochTicker;
 use super::host::{ComponentHost, Host};
+use super::preinit::{InitOptions, Preinitialized, Preinitializer, SNAPSHOT_RECIPE};
 use super::program::{COMMAND_ENTRY, Linked, Program};
 use super::slices::LongLane;
 
@@ -55,6 +57,7 @@ pub struct Sandbox {
     component_linker: Arc<ComponentLinker<ComponentHost>>,
     options: Arc<SandboxOptions>,
     compilations: Arc<AtomicU64>,
+    preinitializer: Preinitializer,
     lane: LongLane,
     _ticker: Arc<EpochTicker>,
 }
@@ -70,6 +73,12 @@ impl Sandbox {
         let mut component_linker = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)?;
+        let preinitializer = Preinitializer::new(
+            &engine,
+            linker.clone(),
+            component_linker.clone(),
+            options.fuel_metering,
+        )?;
         let ticker = EpochTicker::start(&engine).context("failed to start the epoch ticker")?;
         Ok(Self {
             engine,
@@ -77,6 +86,7 @@ impl Sandbox {
             component_linker: Arc::new(component_linker),
             options: Arc::new(options),
             compilations: Arc::default(),
+            preinitializer,
             lane: LongLane::new(std::thread::available_parallelism().map_or(1, usize::from)),
             _ticker: Arc::new(ticker),
         })
@@ -100,17 +110,72 @@ impl Sandbox {
     }
 
     /// Compiles `wasm` (or takes it from the cache), a core module or a
-    /// component as its header says, and links it against WASI.
+    /// component as its header says, and links it against WASI. A program
+    /// that exports an initializer ([`INIT_EXPORTS`](super::INIT_EXPORTS))
+    /// is pre-initialized first, under the default limits; see
+    /// [`Sandbox::load_with`].
     ///
     /// Fails with a message fit for a log line when the bytes are not valid,
     /// when it imports something the host does not provide, or when it is
     /// neither a command (`_start`, `wasi:cli/run`) nor a wasi:http handler.
     pub fn load(&self, name: &str, wasm: &[u8]) -> anyhow::Result<Program> {
-        let (compiled, outcome) = self.options.cache.load_or_compile(&self.engine, wasm)?;
+        self.load_with(name, wasm, &InitOptions::default())
+    }
+
+    /// [`Sandbox::load`], pre-initializing as `init` says: the initializer
+    /// runs once, and the snapshot it leaves is compiled, cached (keyed by
+    /// `wasm`, the initializer and the engine, so a restart runs nothing)
+    /// and instantiated per request. An initializer that fails (traps,
+    /// runs past its limits, calls what a snapshot cannot keep) fails the
+    /// load: the program is never served half-initialized.
+    pub fn load_with(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        init: &InitOptions,
+    ) -> anyhow::Result<Program> {
+        let started = Instant::now();
+        let function = init.initializer.resolve(wasm)?;
+        let (compiled, outcome) = match &function {
+            None => self.options.cache.load_or_compile(&self.engine, wasm)?,
+            Some(function) => self.options.cache.load_or_build(
+                &self.engine,
+                wasm,
+                &snapshot_recipe(function),
+                || {
+                    self.preinitializer
+                        .snapshot(name, wasm, function, &init.limits)
+                },
+            )?,
+        };
         if outcome == CacheOutcome::Compiled {
             self.compilations.fetch_add(1, Ordering::Relaxed);
         }
-        self.link(name, &compiled)
+        let preinitialized = function.map(|function| Preinitialized {
+            function,
+            init_time: (outcome == CacheOutcome::Compiled).then(|| started.elapsed()),
+        });
+        Ok(self
+            .link(name, &compiled)?
+            .with_preinitialized(preinitialized))
+    }
+
+    /// The pre-initialized snapshot of `wasm` as `init` says (a portable
+    /// `.wasm`, not native code), with the initializer that made it;
+    /// `None` when `init` names no initializer and `wasm` exports none.
+    pub fn snapshot(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        init: &InitOptions,
+    ) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+        let Some(function) = init.initializer.resolve(wasm)? else {
+            return Ok(None);
+        };
+        let snapshot = self
+            .preinitializer
+            .snapshot(name, wasm, &function, &init.limits)?;
+        Ok(Some((function, snapshot)))
     }
 
     /// Loads a module or component precompiled by `wasm-cgi compile` (a
@@ -127,8 +192,11 @@ impl Sandbox {
     }
 
     /// Compiles `wasm` (a module or a component) to a `.cwasm` artifact this
-    /// runtime's engine accepts.
-    pub fn precompile(&self, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+    /// runtime's engine accepts: of its pre-initialized snapshot when `init`
+    /// names an initializer or `wasm` exports one.
+    pub fn precompile(&self, wasm: &[u8], init: &InitOptions) -> anyhow::Result<Vec<u8>> {
+        let snapshot = self.snapshot("precompiled", wasm, init)?;
+        let wasm = snapshot.as_ref().map_or(wasm, |(_, snapshot)| snapshot);
         self.compilations.fetch_add(1, Ordering::Relaxed);
         Compiled::precompile(&self.engine, wasm)
     }
@@ -185,6 +253,11 @@ impl Sandbox {
             World::Proxy => Linked::Proxy(ProxyPre::new(pre)?),
         })
     }
+}
+
+/// The cache recipe of a snapshot taken by `function`.
+fn snapshot_recipe(function: &str) -> String {
+    format!("pre-initialized\0{SNAPSHOT_RECIPE}\0{function}")
 }
 
 /// Dirtied linear memory a freed pool slot keeps resident for the next
@@ -345,6 +418,75 @@ mod tests {
             error
                 .to_string()
                 .contains("neither a command nor a wasi:http handler"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn components_are_pre_initialized_too() {
+        let component = wat::parse_str(
+            r#"(component
+                 (core module $m
+                   (global $state (mut i32) (i32.const 0))
+                   (func (export "init") (global.set $state (i32.const 42)))
+                   (func (export "get") (result i32) (global.get $state)))
+                 (core instance $i (instantiate $m))
+                 (func (export "wizer-initialize") (canon lift (core func $i "init")))
+                 (func (export "get") (result s32) (canon lift (core func $i "get"))))"#,
+        )
+        .unwrap();
+        let sandbox = Sandbox::new(SandboxOptions::default()).unwrap();
+        let (function, snapshot) = sandbox
+            .snapshot("state.wasm", &component, &InitOptions::default())
+            .unwrap()
+            .expect("the conventional initializer is found");
+        assert_eq!(function, "wizer-initialize");
+        let get = |wasm: &[u8]| {
+            let engine = sandbox.engine();
+            let component = Component::new(engine, wasm).unwrap();
+            let mut store = wasmtime::Store::new(engine, ());
+            store.set_epoch_deadline(1 << 30);
+            let instance = ComponentLinker::<()>::new(engine)
+                .instantiate(&mut store, &component)
+                .unwrap();
+            let exported = instance.get_export_index(&mut store, None, "wizer-initialize");
+            let get = instance
+                .get_typed_func::<(), (i32,)>(&mut store, "get")
+                .unwrap();
+            (get.call(&mut store, ()).unwrap().0, exported.is_some())
+        };
+        assert_eq!(get(&component), (0, true));
+        assert_eq!(get(&snapshot), (42, false), "state kept, initializer gone");
+    }
+
+    #[test]
+    fn a_component_initializer_may_not_read_the_environment() {
+        let component = wat::parse_str(
+            r#"(component
+                 (import "wasi:cli/environment@0.2.0" (instance $env
+                   (export "get-environment" (func (result (list (tuple string string)))))))
+                 (core module $libc
+                   (memory (export "memory") 1)
+                   (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024))
+                 (core instance $libc (instantiate $libc))
+                 (alias core export $libc "memory" (core memory $memory))
+                 (alias core export $libc "realloc" (core func $realloc))
+                 (core func $get (canon lower (func $env "get-environment")
+                   (memory $memory) (realloc $realloc)))
+                 (core module $m
+                   (import "env" "get" (func $get (param i32)))
+                   (func (export "init") i32.const 0 call $get))
+                 (core instance $i (instantiate $m
+                   (with "env" (instance (export "get" (func $get))))))
+                 (func (export "wizer-initialize") (canon lift (core func $i "init"))))"#,
+        )
+        .unwrap();
+        let sandbox = Sandbox::new(SandboxOptions::default()).unwrap();
+        let error = sandbox
+            .snapshot("env.wasm", &component, &InitOptions::default())
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("called WASI `get-environment`"),
             "{error:#}"
         );
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdinStream};
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, SinkOutputStream};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::invocation::{Input, Invocation, Output, Stdio};
@@ -36,12 +36,14 @@ pub(crate) fn wasi_builder(
         Output::Channel(sender) => builder.stdout(sender),
         Output::Log(log) => builder.stdout(log),
         Output::Capture(pipe) => builder.stdout(pipe),
+        Output::Discard => builder.stdout(SinkOutputStream),
     };
     match stdio.stderr {
         Output::Inherit => builder.inherit_stderr(),
         Output::Channel(sender) => builder.stderr(sender),
         Output::Log(log) => builder.stderr(log),
         Output::Capture(pipe) => builder.stderr(pipe),
+        Output::Discard => builder.stderr(SinkOutputStream),
     };
     for dir in &invocation.dirs {
         let perms = if dir.read_only {
