@@ -3,13 +3,15 @@
 //! wins; an exact route wins over a prefix of the same length. The matched
 //! part becomes `SCRIPT_NAME`, the rest `PATH_INFO`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::admission::Admission;
-use crate::config::{RouteConfig, RoutePath};
+use crate::config::{InterpreterConfig, RouteConfig, RoutePath};
 use crate::limits::Limits;
-use crate::runtime::{COMMAND_ENTRY, DirGrant, ProgramKind};
+use crate::modules::InitPlan;
+use crate::runtime::{COMMAND_ENTRY, DirGrant, InitOptions, Initializer, ProgramKind};
 
 /// One configured route, with its limits resolved.
 #[derive(Debug)]
@@ -129,6 +131,46 @@ pub fn from_config(
     }
 }
 
+/// How each module is pre-initialized: by the `init` its routes and
+/// interpreters give (the config has checked they agree), under the
+/// tightest limits among them (so the initializer fits every one), or by
+/// default under the server's.
+pub fn init_plan(
+    configs: &[RouteConfig],
+    interpreters: &[InterpreterConfig],
+    defaults: &Limits,
+) -> InitPlan {
+    let mut plan = InitPlan::new(defaults.run());
+    let users = interpreters
+        .iter()
+        .map(|i| (&i.module, &i.init, &i.limits))
+        .chain(configs.iter().map(|r| (&r.module, &r.init, &r.limits)));
+    let mut settled: HashMap<&str, InitOptions> = HashMap::new();
+    for (module, init, overrides) in users {
+        let limits = overrides.apply(defaults.clone()).run();
+        let options = settled
+            .entry(module.as_str())
+            .or_insert_with(|| InitOptions {
+                initializer: Initializer::Auto,
+                limits,
+            });
+        if let Some(init) = init {
+            options.initializer = init.clone();
+        }
+        let tightest = &mut options.limits;
+        tightest.timeout = tightest.timeout.min(limits.timeout);
+        tightest.max_memory = tightest.max_memory.min(limits.max_memory);
+        tightest.fuel = match (tightest.fuel, limits.fuel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    for (module, options) in settled {
+        plan.set(module, options);
+    }
+    plan
+}
+
 /// One problem per grant in `dirs` (of `owner`, `FILE:LINE: route /x`)
 /// that contains, or lies inside,
 /// a protected path: a guest given the modules folder, the compile cache or
@@ -238,6 +280,7 @@ mod tests {
             unverified_remote_user: false,
             query_args: true,
             allowed_hosts: Default::default(),
+            init: None,
         };
         Route {
             config,

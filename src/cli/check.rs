@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use super::sources::{SourceFlags, load_modules, needs_fuel, protected_paths};
 use crate::limits::Limits;
 use crate::routes;
-use crate::runtime::{Sandbox, SandboxOptions};
+use crate::runtime::{Preinitialized, Sandbox, SandboxOptions};
 use crate::scripts::{self, Scripts};
 
 /// Check the config file and the modules; serve nothing.
@@ -57,7 +57,7 @@ impl CheckCommand {
             cache: self.sources.cache.cache(),
             ..SandboxOptions::default()
         })?;
-        let options = self.sources.load_options();
+        let options = self.sources.load_options(&config, &limits);
         let tokio = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         let (modules, failures) = tokio.block_on(load_modules(&sandbox, &source, options))?;
 
@@ -94,7 +94,23 @@ impl CheckCommand {
         if problems.is_empty() {
             for name in modules.names() {
                 if let Some(entry) = modules.get(&name) {
-                    println!("{name}: {}", entry.program.kind());
+                    let snapshot = match entry.program.preinitialized() {
+                        None => String::new(),
+                        Some(Preinitialized {
+                            function,
+                            init_time: Some(took),
+                        }) => format!(
+                            ", pre-initialized by `{function}` ({} ms)",
+                            took.as_millis()
+                        ),
+                        Some(Preinitialized {
+                            function,
+                            init_time: None,
+                        }) => {
+                            format!(", pre-initialized by `{function}` (snapshot from the cache)")
+                        }
+                    };
+                    println!("{name}: {}{snapshot}", entry.program.kind());
                 }
             }
             let scripts = Scripts::new(scripts_dir.as_deref(), &config.interpreters, &limits)

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod check;
 pub mod compile;
+pub mod init;
 pub mod run;
 pub mod serve;
 pub mod sources;

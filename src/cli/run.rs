@@ -11,10 +11,13 @@ use anyhow::Context as _;
 use bytes::Bytes;
 
 use super::cache::CacheFlags;
+use super::init::InitFlags;
 use crate::limits::{LimitOverrides, Limits};
 use crate::logging::{self, LogFormat};
 use crate::modules::load_file;
-use crate::runtime::{DirGrant, Exit, Input, Invocation, Output, Sandbox, SandboxOptions, Stdio};
+use crate::runtime::{
+    DirGrant, Exit, InitOptions, Input, Invocation, Output, Sandbox, SandboxOptions, Stdio,
+};
 
 /// Exit code for a module that trapped (like a native abort: 128 + SIGABRT).
 const TRAP_EXIT_CODE: u8 = 134;
@@ -43,6 +46,9 @@ pub struct RunCommand {
     /// Limits for this run (no timeout unless given).
     #[command(flatten)]
     pub limits: LimitOverrides,
+    /// Pre-initialization.
+    #[command(flatten)]
+    pub init: InitFlags,
     /// Compile cache and precompiled modules.
     #[command(flatten)]
     pub cache: CacheFlags,
@@ -106,7 +112,11 @@ impl RunCommand {
             cache: self.cache.cache(),
             ..SandboxOptions::default()
         })?;
-        let entry = load_file(&sandbox, &name, &self.module)
+        let init = InitOptions {
+            initializer: self.init.initializer(),
+            limits: limits.run(),
+        };
+        let entry = load_file(&sandbox, &name, &self.module, &init)
             .with_context(|| format!("failed to load {}", self.module.display()))?;
         let program = entry.program;
 

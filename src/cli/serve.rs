@@ -160,8 +160,13 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     })?;
     let options = crate::modules::LoadOptions {
         allow_precompiled: settings.cache.allow_precompiled,
+        init: Arc::new(routes::init_plan(
+            &settings.routes,
+            &settings.interpreters,
+            &settings.limits,
+        )),
     };
-    let (modules, failures) = load_modules(&sandbox, &settings.modules, options).await?;
+    let (modules, failures) = load_modules(&sandbox, &settings.modules, options.clone()).await?;
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }

@@ -4,12 +4,13 @@
 //! resolve them the same way.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::cache::CacheFlags;
 use crate::config::{Config, ConfigErrors, RouteConfig};
 use crate::limits::Limits;
 use crate::modules::{LoadFailure, LoadOptions, ModuleRegistry};
-use crate::routes::Protected;
+use crate::routes::{self, Protected};
 use crate::runtime::{ModuleCache, Sandbox};
 
 /// The config file, the modules folder and the compile cache.
@@ -118,10 +119,16 @@ impl SourceFlags {
         Ok(installed.or_else(|| config.scripts.clone()))
     }
 
-    /// Which files are modules, as these flags say.
-    pub fn load_options(&self) -> LoadOptions {
+    /// Which files are modules, as these flags say, and how each is
+    /// pre-initialized, as `config` says.
+    pub fn load_options(&self, config: &Config, limits: &Limits) -> LoadOptions {
         LoadOptions {
             allow_precompiled: self.cache.allow_precompiled,
+            init: Arc::new(routes::init_plan(
+                &config.routes,
+                &config.interpreters,
+                limits,
+            )),
         }
     }
 }

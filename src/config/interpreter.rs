@@ -11,7 +11,7 @@ use super::{DirEntry, Problems};
 use crate::cgi::Mode;
 use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
-use crate::runtime::DirGrant;
+use crate::runtime::{DirGrant, Initializer};
 
 /// The placeholder in an interpreter's `args` for the script's guest path.
 pub const SCRIPT_PLACEHOLDER: &str = "{script}";
@@ -33,6 +33,7 @@ pub(crate) struct InterpreterEntry {
     limits: LimitOverrides,
     #[serde(default = "super::query_args_by_default")]
     query_args: bool,
+    init: Option<Spanned<super::InitEntry>>,
 }
 
 fn default_args() -> Spanned<Vec<String>> {
@@ -61,6 +62,8 @@ pub struct InterpreterConfig {
     pub limits: LimitOverrides,
     /// `query_args`: whether a query's search words follow the args.
     pub query_args: bool,
+    /// `init`: how the interpreter's module is pre-initialized, if said.
+    pub init: Option<Initializer>,
 }
 
 impl InterpreterConfig {
@@ -132,6 +135,7 @@ pub(crate) fn check_all(
         }
         problems.check_env(&span, entry.env.keys());
         let dirs = problems.check_dirs(&entry.dirs, resolve);
+        let init = problems.check_init(entry.init);
         checked.push(InterpreterConfig {
             location: problems.location(&span),
             extension: extension.clone(),
@@ -142,6 +146,7 @@ pub(crate) fn check_all(
             dirs,
             limits: entry.limits,
             query_args: entry.query_args,
+            init,
         });
     }
     checked

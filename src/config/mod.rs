@@ -16,7 +16,7 @@ use toml::Spanned;
 use crate::cgi::Mode;
 use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
-use crate::runtime::{AllowedHosts, DirGrant};
+use crate::runtime::{AllowedHosts, DirGrant, Initializer};
 
 mod interpreter;
 mod route_path;
@@ -65,6 +65,34 @@ struct RouteEntry {
     #[serde(default = "query_args_by_default")]
     query_args: bool,
     allowed_hosts: Option<Spanned<Vec<String>>>,
+    init: Option<Spanned<InitEntry>>,
+}
+
+/// `init` as written: `false`, `true`, or the initializer's name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum InitEntry {
+    Switch(bool),
+    Function(String),
+}
+
+impl Problems<'_> {
+    /// Checks an `init` value: `None` when it was not given.
+    pub(crate) fn check_init(&mut self, entry: Option<Spanned<InitEntry>>) -> Option<Initializer> {
+        let entry = entry?;
+        Some(match entry.get_ref() {
+            InitEntry::Switch(true) => Initializer::Auto,
+            InitEntry::Switch(false) => Initializer::Off,
+            InitEntry::Function(name) if name.is_empty() => {
+                self.add(
+                    &entry.span(),
+                    "init must name an exported function, or be true or false",
+                );
+                Initializer::Auto
+            }
+            InitEntry::Function(name) => Initializer::Function(name.clone()),
+        })
+    }
 }
 
 pub(crate) fn query_args_by_default() -> bool {
@@ -144,6 +172,8 @@ pub struct RouteConfig {
     pub query_args: bool,
     /// `allowed_hosts`: where the route's component may send HTTP requests.
     pub allowed_hosts: Arc<AllowedHosts>,
+    /// `init`: how the route's module is pre-initialized, if the route says.
+    pub init: Option<Initializer>,
 }
 
 /// Every problem found in a config file, one `FILE:LINE: message` each.
@@ -381,6 +411,7 @@ impl Config {
                     AllowedHosts::default()
                 }),
             };
+            let init = problems.check_init(entry.init);
             routes.push(RouteConfig {
                 location: problems.location(&span),
                 path,
@@ -396,8 +427,12 @@ impl Config {
                 unverified_remote_user: entry.unverified_remote_user,
                 query_args: entry.query_args,
                 allowed_hosts: Arc::new(allowed_hosts),
+                init,
             });
         }
+        problems
+            .found
+            .extend(init_disagreements(&interpreters, &routes));
 
         let config = Config {
             file: file.to_path_buf(),
@@ -412,6 +447,42 @@ impl Config {
             routes,
         };
         (Some(config), problems.found)
+    }
+}
+
+/// One problem per route or interpreter whose `init` differs from that of
+/// an earlier one naming the same module: a module is loaded (and
+/// pre-initialized) once, whichever routes serve it.
+fn init_disagreements(interpreters: &[InterpreterConfig], routes: &[RouteConfig]) -> Vec<String> {
+    let said = interpreters
+        .iter()
+        .map(|i| (&i.location, &i.module, &i.init))
+        .chain(routes.iter().map(|r| (&r.location, &r.module, &r.init)));
+    let mut first: BTreeMap<&str, (&str, &Initializer)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (location, module, init) in said {
+        let Some(init) = init else { continue };
+        match first.get(module.as_str()) {
+            Some((at, earlier)) if *earlier != init => problems.push(format!(
+                "{location}: init = {} for {module}, but {at} says init = {}: \
+                 a module is pre-initialized once for all its routes",
+                init_text(init),
+                init_text(earlier)
+            )),
+            Some(_) => {}
+            None => {
+                first.insert(module, (location, init));
+            }
+        }
+    }
+    problems
+}
+
+fn init_text(init: &Initializer) -> String {
+    match init {
+        Initializer::Auto => "true".to_owned(),
+        Initializer::Off => "false".to_owned(),
+        Initializer::Function(name) => format!("{name:?}"),
     }
 }
 
@@ -610,5 +681,54 @@ allowed_hosts = ["https://api.example.com"]
             let problems = parse(text).unwrap_err().0.join("\n");
             assert!(problems.contains(expected), "{text:?}: {problems}");
         }
+    }
+
+    #[test]
+    fn init_is_read_and_the_routes_of_one_module_must_agree() {
+        let config = parse(
+            r#"
+[[interpreter]]
+extension = ".js"
+module = "js.wasm"
+init = "boot"
+[[route]]
+path = "/a"
+module = "a.wasm"
+init = false
+[[route]]
+path = "/b"
+module = "b.wasm"
+[[route]]
+path = "/app"
+script = "app.js"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.interpreters[0].init,
+            Some(Initializer::Function("boot".into()))
+        );
+        assert_eq!(config.routes[0].init, Some(Initializer::Off));
+        assert_eq!(config.routes[1].init, None);
+        assert_eq!(
+            config.routes[2].init, None,
+            "unsaid: the interpreter's stands"
+        );
+
+        let problems = errors(
+            "[[route]]\npath = \"/a\"\nmodule = \"a.wasm\"\ninit = false\n\
+             [[route]]\npath = \"/b\"\nmodule = \"a.wasm\"\ninit = \"other\"\n\
+             [[route]]\npath = \"/c\"\nmodule = \"c.wasm\"\ninit = \"\"\n",
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let has = |needle: &str| problems.iter().any(|problem| problem.contains(needle));
+        assert!(
+            has(":6: init = \"other\" for a.wasm, but /etc/wasm-cgi.toml:2 says init = false"),
+            "{problems:?}"
+        );
+        assert!(
+            has(":12: init must name an exported function"),
+            "{problems:?}"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! [`reload`]) or from the built-in examples. Requests take an `Arc` to the
 //! entry they run, so a module replaced meanwhile finishes them unchanged.
 
+mod init_plan;
 pub mod reload;
+
+pub use init_plan::InitPlan;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use anyhow::Context as _;
 
 use crate::cgi::Mode;
 use crate::examples::EXAMPLES;
-use crate::runtime::{Program, Sandbox};
+use crate::runtime::{InitOptions, Preinitialized, Program, Sandbox};
 
 /// A loaded module and how to read its output.
 pub struct ModuleEntry {
@@ -64,11 +67,13 @@ pub struct LoadFailure {
     pub reason: String,
 }
 
-/// What files in the modules folder are modules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What files in the modules folder are modules, and how they are loaded.
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Also `.cwasm` files precompiled by `wasm-cgi compile`.
     pub allow_precompiled: bool,
+    /// How each module is pre-initialized.
+    pub init: Arc<InitPlan>,
 }
 
 /// The modules the server answers for, by file name.
@@ -148,13 +153,14 @@ impl ModuleRegistry {
         dir: &Path,
         options: LoadOptions,
     ) -> anyhow::Result<(Self, Vec<LoadFailure>)> {
-        let files = module_files(dir, options)?;
+        let files = module_files(dir, &options)?;
         let tasks: Vec<_> = files
             .into_iter()
             .map(|(name, path)| {
                 let sandbox = sandbox.clone();
+                let init = options.init.clone();
                 tokio::task::spawn_blocking(move || {
-                    let loaded = load_file(&sandbox, &name, &path);
+                    let loaded = load_file(&sandbox, &name, &path, init.for_module(&name));
                     (name, loaded)
                 })
             })
@@ -166,7 +172,7 @@ impl ModuleRegistry {
             let (name, loaded) = task.await.context("a module compilation task panicked")?;
             match loaded {
                 Ok(entry) => {
-                    tracing::info!(module = %name, load_ms = entry.load_time.as_millis() as u64, "module loaded");
+                    entry.log_loaded(&name, "module loaded");
                     registry.insert(&name, entry);
                 }
                 Err(error) => failures.push(LoadFailure {
@@ -179,9 +185,45 @@ impl ModuleRegistry {
     }
 }
 
+impl ModuleEntry {
+    /// The load log line: `what` (`module loaded`, `module reloaded`...),
+    /// the load time, and how the module was pre-initialized, if it was.
+    pub fn log_loaded(&self, name: &str, what: &str) {
+        let load_ms = self.load_time.as_millis() as u64;
+        match self.program.preinitialized() {
+            None => tracing::info!(module = %name, load_ms, "{what}"),
+            Some(Preinitialized {
+                function,
+                init_time: Some(took),
+            }) => tracing::info!(
+                module = %name,
+                load_ms,
+                init = %function,
+                init_ms = took.as_millis() as u64,
+                "{what}, pre-initialized"
+            ),
+            Some(Preinitialized {
+                function,
+                init_time: None,
+            }) => tracing::info!(
+                module = %name,
+                load_ms,
+                init = %function,
+                "{what}, pre-initialized snapshot from the cache"
+            ),
+        }
+    }
+}
+
 /// Reads, compiles (or takes from the cache) and links the module file at
-/// `path`. Blocking: call it off the async workers.
-pub fn load_file(sandbox: &Sandbox, name: &str, path: &Path) -> anyhow::Result<ModuleEntry> {
+/// `path`, pre-initializing it as `init` says. Blocking: call it off the
+/// async workers.
+pub fn load_file(
+    sandbox: &Sandbox,
+    name: &str,
+    path: &Path,
+    init: &InitOptions,
+) -> anyhow::Result<ModuleEntry> {
     let started = Instant::now();
     let source = Fingerprint::of(path).context("failed to read the file")?;
     let bytes = std::fs::read(path).context("failed to read the file")?;
@@ -190,7 +232,7 @@ pub fn load_file(sandbox: &Sandbox, name: &str, path: &Path) -> anyhow::Result<M
         // the operator's statement that they come from a trusted source.
         unsafe { sandbox.load_precompiled(name, &bytes) }?
     } else {
-        sandbox.load(name, &bytes)?
+        sandbox.load_with(name, &bytes, init)?
     };
     Ok(ModuleEntry {
         program: Arc::new(program),
@@ -201,7 +243,7 @@ pub fn load_file(sandbox: &Sandbox, name: &str, path: &Path) -> anyhow::Result<M
 }
 
 /// The module files in `dir`, by name.
-pub fn module_files(dir: &Path, options: LoadOptions) -> anyhow::Result<Vec<(String, PathBuf)>> {
+pub fn module_files(dir: &Path, options: &LoadOptions) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("failed to read the modules folder {}", dir.display()))?;
     let mut files = Vec::new();
@@ -242,7 +284,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
         let names = |options| -> Vec<String> {
-            module_files(dir.path(), options)
+            module_files(dir.path(), &options)
                 .unwrap()
                 .into_iter()
                 .map(|(name, _)| name)
@@ -251,7 +293,8 @@ mod tests {
         assert_eq!(names(LoadOptions::default()), ["a.wasm"]);
         assert_eq!(
             names(LoadOptions {
-                allow_precompiled: true
+                allow_precompiled: true,
+                ..LoadOptions::default()
             }),
             ["a.wasm", "b.cwasm"]
         );

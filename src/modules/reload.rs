@@ -99,7 +99,7 @@ impl Scanner {
     /// Brings the registry up to date with the folder; `Some(wait)` if a
     /// file is still settling and the folder should be scanned again then.
     async fn scan(&mut self, on_load: &impl Fn(&str, Duration)) -> Option<Duration> {
-        let files = match module_files(&self.dir, self.options) {
+        let files = match module_files(&self.dir, &self.options) {
             Ok(files) => files,
             Err(error) => {
                 tracing::warn!("module reload scan failed: {error:#}");
@@ -152,14 +152,21 @@ impl Scanner {
     ) {
         let sandbox = self.sandbox.clone();
         let (owned_name, owned_path) = (name.to_owned(), path.to_path_buf());
-        let loaded =
-            tokio::task::spawn_blocking(move || load_file(&sandbox, &owned_name, &owned_path))
-                .await
-                .map(|loaded| {
-                    let entry = loaded?;
-                    (self.fits)(name, &entry.program).map_err(anyhow::Error::msg)?;
-                    anyhow::Ok(entry)
-                });
+        let init = self.options.init.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_file(
+                &sandbox,
+                &owned_name,
+                &owned_path,
+                init.for_module(&owned_name),
+            )
+        })
+        .await
+        .map(|loaded| {
+            let entry = loaded?;
+            (self.fits)(name, &entry.program).map_err(anyhow::Error::msg)?;
+            anyhow::Ok(entry)
+        });
         match loaded {
             Ok(Ok(entry)) => {
                 let verb = if replacing {
@@ -167,7 +174,7 @@ impl Scanner {
                 } else {
                     "module added"
                 };
-                tracing::info!(module = %name, load_ms = entry.load_time.as_millis() as u64, "{verb}");
+                entry.log_loaded(name, verb);
                 on_load(name, entry.load_time);
                 self.failed.remove(name);
                 self.registry.insert(name, entry);
