@@ -7,6 +7,8 @@
 //!   with a `P2_` prefix (`P2_ENV_DUMP`), except those in [`P1_ONLY`];
 //! - `guests/test-interpreter` for `wasm32-wasip1`, a Rhai script
 //!   interpreter, as `RHAI_CGI`;
+//! - `guests/js-interpreter` for `wasm32-wasip1`, a JavaScript interpreter
+//!   (Boa) that pre-initializes, as `JS_CGI`;
 //! - `guests/http-handlers` for `wasm32-wasip2`, a `wasi:http/proxy`
 //!   component, as `HTTP_HANDLER`.
 
@@ -17,9 +19,10 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Test programs that make no sense as a component: `entrypoints` exists to
-/// test calling a named core export other than `_start`, and a command
-/// component only exports `wasi:cli/run`.
-const P1_ONLY: &[&str] = &["entrypoints"];
+/// test calling a named core export other than `_start`, and `preinit` to
+/// export core initializers, while a command component only exports
+/// `wasi:cli/run`.
+const P1_ONLY: &[&str] = &["entrypoints", "preinit"];
 
 fn main() {
     let guests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
@@ -64,6 +67,16 @@ fn main() {
         "`rhai-cgi.wasm`, a small script interpreter (Rhai) built for wasm32-wasip1 \
          from `guests/test-interpreter`: runs `.rhai` CGI scripts in the tests.",
         &interpreter_dir.join("rhai-cgi.wasm"),
+    );
+
+    let js = "wasm-cgi-js-interpreter";
+    let js_dir = guests::build(&guests_dir, js, guests::WASIP1);
+    write_const(
+        &mut code,
+        "JS_CGI",
+        "`js-cgi.wasm`, a JavaScript CGI interpreter (Boa) built for wasm32-wasip1 \
+         from `guests/js-interpreter`; its `wizer.initialize` builds the engine.",
+        &js_dir.join("js-cgi.wasm"),
     );
 
     let handlers = "wasm-cgi-http-handlers";
