@@ -21,6 +21,10 @@
 # The table also goes to bench/results/latest.md. See bench/README.md.
 set -euo pipefail
 
+# The servers run as in production: a developer's RUST_BACKTRACE=1 would make
+# every error value (each WASI errno a guest gets) capture a native backtrace.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 cd "$ROOT"
@@ -178,6 +182,15 @@ log "build: bench guests (wasm32-wasip1)"
 cargo build --release --locked --target wasm32-wasip1 \
     --manifest-path "$BENCH_DIR/guests/Cargo.toml" --target-dir "$TARGET_DIR"
 GUESTS="$TARGET_DIR/wasm32-wasip1/release"
+
+log "build: pre-initialization guests (wasm32-wasip1): preinit, js-cgi"
+for package in "wasm-cgi-test-programs --bin preinit" "wasm-cgi-js-interpreter"; do
+    read -r -a package_args <<<"$package"
+    cargo build --release --locked --target wasm32-wasip1 \
+        --manifest-path "$ROOT/guests/Cargo.toml" --target-dir "$TARGET_DIR/guests" \
+        --package "${package_args[@]}"
+done
+PREINIT_GUESTS="$TARGET_DIR/guests/wasm32-wasip1/release"
 
 log "build: native hello (hyper)"
 cargo build --release --locked \
@@ -548,7 +561,62 @@ if [[ -n "$WASM_PY_RPS" && -n "$NATIVE_PY_RPS" ]]; then
 fi
 
 # --------------------------------------------------------------------------
-# 6b. Another wasm-cgi build (BENCH_COMPARE_BIN), for a before/after
+# 6b. Pre-initialization: a module with a 200 ms initializer and a JavaScript
+#     interpreter (Boa) whose initializer builds its engine, each served from
+#     its snapshot and as it is (`init = false`), by one server
+# --------------------------------------------------------------------------
+PRE_DIR="$WORK/preinit"
+mkdir -p "$PRE_DIR/modules" "$PRE_DIR/scripts"
+cp "$GUESTS/hello.wasm" "$PRE_DIR/modules/hello.wasm"
+cp "$PREINIT_GUESTS/preinit.wasm" "$PRE_DIR/modules/preinit.wasm"
+cp "$PREINIT_GUESTS/preinit.wasm" "$PRE_DIR/modules/preinit-off.wasm"
+cp "$PREINIT_GUESTS/js-cgi.wasm" "$PRE_DIR/modules/js-cgi.wasm"
+cp "$PREINIT_GUESTS/js-cgi.wasm" "$PRE_DIR/modules/js-cgi-off.wasm"
+# A small CGI script: its query decoded, HTML-escaped into a page.
+printf '%s\n' 'header("Content-Type", "text/html");' 'write("\n");' \
+    'const q = query(env("QUERY_STRING"));' \
+    'print("<p>Hello " + html(q.name || "nobody") + "!</p>");' >"$PRE_DIR/scripts/greet.js"
+cp "$PRE_DIR/scripts/greet.js" "$PRE_DIR/scripts/greet.mjs"
+printf '%s\n' 'modules = "modules"' 'scripts = "scripts"' 'mode = "cgi"' '' \
+    '[[route]]' 'path = "/preinit-off"' 'module = "preinit-off.wasm"' 'init = false' '' \
+    '[[interpreter]]' 'extension = ".js"' 'module = "js-cgi.wasm"' '' \
+    '[[interpreter]]' 'extension = ".mjs"' 'module = "js-cgi-off.wasm"' 'init = false' \
+    >"$PRE_DIR/wasm-cgi.toml"
+PRE_BASE="http://127.0.0.1:$PORT_WASM_CGI"
+log "wasm-cgi: pre-initialization on :$PORT_WASM_CGI"
+if start_server wasm-cgi-preinit "$PRE_BASE/healthz" \
+    "$WASM_CGI" serve --listen "127.0.0.1:$PORT_WASM_CGI" --config "$PRE_DIR/wasm-cgi.toml" \
+    --cache-dir "$WORK/preinit-cache" "${WASM_CGI_EXTRA[@]}"; then
+    ok=1
+    for path in /cgi-bin/wasm-run.cgi/preinit.wasm /preinit-off; do
+        got=$(curl -s --max-time 10 "$PRE_BASE$path" | grep '^state=' || true)
+        want=state=snapshot
+        [[ "$path" == /preinit-off ]] && want=state=built-now
+        [[ "$got" == "$want" ]] || { echo "bench: $path replied $(printf %q "$got"), expected $want" >&2; ok=0; }
+    done
+    for script in greet.js greet.mjs; do
+        check_body "wasm-cgi-$script" "$PRE_BASE/cgi-bin/$script?name=Pinky" "<p>Hello Pinky!</p>" || ok=0
+    done
+    if ((ok)); then
+        warmup "$PRE_BASE/cgi-bin/wasm-run.cgi/preinit.wasm" "$CONNS"
+        wrk_run wasm-cgi-preinit-on wasm-cgi "expensive init (200 ms), pre-initialized" "$CONNS" "$SECONDS_PER_RUN" "$PRE_BASE/cgi-bin/wasm-run.cgi/preinit.wasm"
+        wrk_run wasm-cgi-preinit-on-c1 wasm-cgi "expensive init (200 ms), pre-initialized" 1 "$SECONDS_PER_RUN" "$PRE_BASE/cgi-bin/wasm-run.cgi/preinit.wasm"
+        wrk_run wasm-cgi-hello-c1 wasm-cgi "hello (beside the above)" 1 "$SECONDS_PER_RUN" "$PRE_BASE/cgi-bin/wasm-run.cgi/hello.wasm"
+        wrk_run wasm-cgi-preinit-off wasm-cgi "expensive init (200 ms), init = false" "$PY_CONNS" "$SECONDS_PER_RUN" "$PRE_BASE/preinit-off"
+        warmup "$PRE_BASE/cgi-bin/greet.js?name=Pinky" "$PY_CONNS"
+        wrk_run wasm-cgi-js-on wasm-cgi "JavaScript script (Boa), pre-initialized" "$PY_CONNS" "$SECONDS_PER_RUN" "$PRE_BASE/cgi-bin/greet.js?name=Pinky"
+        wrk_run wasm-cgi-js-off wasm-cgi "JavaScript script (Boa), init = false" "$PY_CONNS" "$SECONDS_PER_RUN" "$PRE_BASE/cgi-bin/greet.mjs?name=Pinky"
+        note "pre-initialization: $(grep -o 'module=[a-z-]*.wasm load_ms=[0-9]* init=[a-z.]* init_ms=[0-9]*' "$LOGS/wasm-cgi-preinit.log" | tr '\n' ';' | sed 's/;$//; s/;/; /g') (load log: initializer, snapshot and compiling, all modules loading at once)"
+    else
+        skip_row wasm-cgi "pre-initialization" "a module replied wrongly (log: $LOGS/wasm-cgi-preinit.log)"
+    fi
+    stop_server
+else
+    skip_row wasm-cgi "pre-initialization" "did not start (log: $LOGS/wasm-cgi-preinit.log)"
+fi
+
+# --------------------------------------------------------------------------
+# 6c. Another wasm-cgi build (BENCH_COMPARE_BIN), for a before/after
 #     comparison measured in the same run: hello and the wasi:http hello
 # --------------------------------------------------------------------------
 if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
@@ -663,6 +731,23 @@ END {
     printf "| spinning modules move hello p99 ≤ 2× | %s | %s |\n", \
         got ? sprintf("%.2f× (%.2f → %.2f ms)", p99[s] / p99[a], p99[a], p99[s]) : "—", \
         verdict(got && errs[a] + 0 == 0 && errs[s] + 0 == 0 && p99[s] <= 2 * p99[a], 1)
+
+    po = ("wasm-cgi-preinit-on" in by) ? by["wasm-cgi-preinit-on"] : 0
+    pf = ("wasm-cgi-preinit-off" in by) ? by["wasm-cgi-preinit-off"] : 0
+    p1 = ("wasm-cgi-preinit-on-c1" in by) ? by["wasm-cgi-preinit-on-c1"] : 0
+    h1 = ("wasm-cgi-hello-c1" in by) ? by["wasm-cgi-hello-c1"] : 0
+    got = p1 && h1 && num(p50[p1]) && num(p50[h1]) && p50[h1] > 0
+    printf "| pre-initialized expensive init: p50 ≤ 2× hello p50 (1 connection each) | %s | %s |\n", \
+        got ? sprintf("%.2f× (%.3f / %.3f ms)", p50[p1] / p50[h1], p50[p1], p50[h1]) : "—", \
+        verdict(got && errs[p1] + 0 == 0 && p50[p1] <= 2 * p50[h1], 1)
+    got = po && pf && num(rps[po]) && num(rps[pf])
+    printf "| expensive init: pre-initialized ≥ 50× the req/s without | %s | %s |\n", \
+        got ? ratio(rps[po], rps[pf]) : "—", verdict(got && errs[po] + 0 == 0 && rps[po] >= 50 * rps[pf], 1)
+    jo = ("wasm-cgi-js-on" in by) ? by["wasm-cgi-js-on"] : 0
+    jf = ("wasm-cgi-js-off" in by) ? by["wasm-cgi-js-off"] : 0
+    got = jo && jf && num(rps[jo]) && num(rps[jf])
+    printf "| JavaScript interpreter: pre-initialized ≥ 10× the req/s without | %s | %s |\n", \
+        got ? ratio(rps[jo], rps[jf]) : "—", verdict(got && errs[jo] + 0 == 0 && rps[jo] >= 10 * rps[jf], 1)
 
     print ""
     print "Notes:"
