@@ -577,10 +577,10 @@ printf '%s\n' 'header("Content-Type", "text/html");' 'write("\n");' \
     'const q = query(env("QUERY_STRING"));' \
     'print("<p>Hello " + html(q.name || "nobody") + "!</p>");' >"$PRE_DIR/scripts/greet.js"
 cp "$PRE_DIR/scripts/greet.js" "$PRE_DIR/scripts/greet.mjs"
-printf '%s\n' 'modules = "modules"' 'scripts = "scripts"' 'mode = "cgi"' '' \
+printf '%s\n' 'modules = "modules"' 'scripts = "scripts"' '' \
     '[[route]]' 'path = "/preinit-off"' 'module = "preinit-off.wasm"' 'init = false' '' \
-    '[[interpreter]]' 'extension = ".js"' 'module = "js-cgi.wasm"' '' \
-    '[[interpreter]]' 'extension = ".mjs"' 'module = "js-cgi-off.wasm"' 'init = false' \
+    '[[interpreter]]' 'extension = ".js"' 'module = "js-cgi.wasm"' 'mode = "cgi"' '' \
+    '[[interpreter]]' 'extension = ".mjs"' 'module = "js-cgi-off.wasm"' 'mode = "cgi"' 'init = false' \
     >"$PRE_DIR/wasm-cgi.toml"
 PRE_BASE="http://127.0.0.1:$PORT_WASM_CGI"
 log "wasm-cgi: pre-initialization on :$PORT_WASM_CGI"
