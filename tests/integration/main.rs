@@ -15,6 +15,7 @@ mod fast_path;
 mod limits;
 mod meta_variables;
 mod operations;
+mod probe;
 mod run_command;
 mod scripts;
 mod streaming;
