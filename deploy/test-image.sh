@@ -74,7 +74,7 @@ modules_image="localhost/wasm-cgi-modules:$tag"
 containers=()
 images=()
 volumes=()
-runtime="${WASM_CGI_IMAGE_RUNTIME:-}"
+runtime=""
 
 # podman, minus the "unable to get systemd connection" errors it logs on
 # every start and removal here (no systemd to run health-check timers; the
@@ -155,20 +155,18 @@ pm build --quiet --layers=false --format docker --pull=never \
     -f deploy/Dockerfile -t "$image" . >/dev/null
 ok "deploy/Dockerfile builds with podman, pulling nothing ($(ms_since "$build_started") ms)"
 
-# A runtime that can start containers here.
-if [ -z "$runtime" ]; then
-    reasons=()
-    for candidate in crun runc; do
-        runtime="$candidate"
-        if answer="$(pm run --rm "${machine_flags[@]}" "$image" --version 2>&1)"; then
-            break
-        fi
-        reasons+=("$candidate: $(grep -v 'systemd connection' <<<"$answer" | tail -n 1)")
-        runtime=""
-    done
-    [ -n "$runtime" ] || fail "podman cannot run containers on this machine: ${reasons[*]}"
-    [ "${#reasons[@]}" -eq 0 ] || say "using runc (${reasons[*]})"
-fi
+# The first runtime that starts a container here.
+reasons=()
+for candidate in ${WASM_CGI_IMAGE_RUNTIME:-crun runc}; do
+    runtime="$candidate"
+    if answer="$(pm run --rm "${machine_flags[@]}" "$image" --version 2>&1)"; then
+        break
+    fi
+    reasons+=("$candidate: $(tail -n 1 <<<"$answer")")
+    runtime=""
+done
+[ -n "$runtime" ] || fail "podman cannot run containers on this machine: ${reasons[*]}"
+[ "${#reasons[@]}" -eq 0 ] || say "using $runtime (${reasons[*]})"
 version="$(pm run --rm "${machine_flags[@]}" "$image" --version)"
 ok "podman --runtime $runtime runs the image: $version"
 
