@@ -38,7 +38,6 @@
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
-repo="$(pwd)"
 started_at="$(date +%s%N)"
 
 say() { echo "test-image.sh: $*" >&2; }
