@@ -38,6 +38,9 @@ DEFAULT_KUBERNETES_VERSIONS = ["1.33.0", "1.37.0"]
 # What the image and the manifests must agree on.
 APP_UID = 10001
 APP_PORT = 8080
+# The only program in the image (FROM scratch): every exec in the pod's
+# wasm-cgi container must run it.
+IMAGE_BINARY = "/usr/local/bin/wasm-cgi"
 INSTALL_DIR = "/opt/wasm-cgi"
 MODULES_DIR = f"{INSTALL_DIR}/www/cgi-bin/modules"
 WWW_DIR = f"{INSTALL_DIR}/www"
@@ -198,6 +201,19 @@ def stages_of(path: Path) -> list[Stage]:
     return stages
 
 
+def global_args(path: Path) -> dict[str, str]:
+    """The ARGs before the first FROM (usable in FROM lines), with defaults."""
+    parser = DockerfileParser(path=str(path), env_replace=False)
+    found: dict[str, str] = {}
+    for instruction in parser.structure:
+        if instruction["instruction"] == "FROM":
+            break
+        if instruction["instruction"] == "ARG":
+            name, _, default = instruction["value"].strip().partition("=")
+            found[name.strip()] = default.strip().strip('"')
+    return found
+
+
 def exec_form(value: str) -> list[str] | None:
     """The JSON (exec) form of CMD/ENTRYPOINT/HEALTHCHECK CMD, if it is one."""
     value = value.strip()
@@ -347,6 +363,35 @@ def check_main_dockerfile(ctx: Context) -> None:
         return
     final = stages[-1]
 
+    problems = []
+    if final.base != "scratch":
+        problems.append(f"the runtime stage is FROM {final.base}; want FROM scratch (a static binary, no shell)")
+    if final.all("RUN"):
+        problems.append("the runtime stage has RUN steps: FROM scratch has no shell to run them")
+    args = global_args(path)
+    names = {s.name for s in stages if s.name}
+    copied_from = {
+        flag.split("=", 1)[1]
+        for i in final.all("COPY")
+        for flag in i["value"].split()
+        if flag.startswith("--from=")
+    }
+    substitutable = [
+        s for s in stages[:-1]
+        if s.name in copied_from and re.fullmatch(r"\$\{?(\w+)\}?", s.base)
+        and args.get(re.fullmatch(r"\$\{?(\w+)\}?", s.base).group(1)) in names
+    ]
+    if not substitutable:
+        problems.append(
+            "the runtime copies the binary from no `FROM ${ARG} AS ...` stage whose ARG defaults to "
+            "the builder stage (CI substitutes an image holding the binary it built)"
+        )
+    report.check(
+        f"{rel}: runtime FROM scratch, no RUN; the builder is an ARG",
+        problems,
+        ", ".join(f"{s.name} = FROM {s.base} (default {args.get(s.base.strip('${}'))})" for s in substitutable),
+    )
+
     user = final.last("USER")
     problems = []
     if user is None:
@@ -374,10 +419,14 @@ def check_main_dockerfile(ctx: Context) -> None:
         problems.append(f"HEALTHCHECK does not probe /healthz: {health['value']}")
     else:
         command = exec_form(health["value"].split("CMD", 1)[1]) or []
-        copied_to = {i["value"].split()[-1] for i in final.all("COPY") if copy_sources(i)[1]}
-        if command and command[0] not in copied_to and not command[0].startswith(("/bin/", "/usr/bin/")):
-            problems.append(f"HEALTHCHECK runs {command[0]}, which no COPY from the context puts there")
-    report.check(f"{rel}: HEALTHCHECK on /healthz", problems)
+        entry = final.last("ENTRYPOINT")
+        binary = (exec_form(entry["value"]) or [None])[0] if entry else None
+        if command[:2] != [binary, "probe"]:
+            problems.append(
+                f"HEALTHCHECK runs {command}; want the exec form [\"{binary}\", \"probe\", ...] "
+                "(the image has no shell)"
+            )
+    report.check(f"{rel}: HEALTHCHECK is `wasm-cgi probe` on /healthz", problems)
 
     stop = final.last("STOPSIGNAL")
     entry = final.last("ENTRYPOINT")
@@ -411,26 +460,31 @@ def check_main_dockerfile(ctx: Context) -> None:
         f"INSTALL_DIR={env.get('INSTALL_DIR')} PORT={env.get('PORT')} WASMTIME_CACHE_DIR={cache}",
     )
 
-    builder_builds = any(
-        "cargo build --release --locked" in i["value"] for s in stages[:-1] for i in s.all("RUN")
-    )
+    build_script = ctx.root / "scripts" / "build-static.sh"
+    problems = []
+    if not any("scripts/build-static.sh" in i["value"] for s in stages[:-1] for i in s.all("RUN")):
+        problems.append("no builder stage runs scripts/build-static.sh")
+    if not build_script.is_file():
+        problems.append("scripts/build-static.sh is missing")
+    elif "cargo build --release --locked --target" not in build_script.read_text():
+        problems.append("scripts/build-static.sh does not run `cargo build --release --locked --target ...`")
     report.check(
-        f"{rel}: the builder runs `cargo build --release --locked`",
-        [] if builder_builds else ["no builder stage runs it"],
+        f"{rel}: the builder runs scripts/build-static.sh (`cargo build --release --locked`, musl)",
+        problems,
     )
     check_context_copies(ctx, path, stages)
 
-    script = ctx.deploy / "healthcheck.sh"
-    problems = []
-    if not script.is_file():
-        problems.append("missing")
-    else:
-        if not os.access(script, os.X_OK):
-            problems.append("not executable")
-        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
-        if syntax.returncode != 0:
-            problems.append(syntax.stderr.strip())
-    report.check(f"{ctx.rel(script)}: executable, bash syntax ok", problems)
+    for script in (build_script, ctx.deploy / "test-image.sh"):
+        problems = []
+        if not script.is_file():
+            problems.append("missing")
+        else:
+            if not os.access(script, os.X_OK):
+                problems.append("not executable")
+            syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+            if syntax.returncode != 0:
+                problems.append(syntax.stderr.strip())
+        report.check(f"{ctx.rel(script)}: executable, bash syntax ok", problems)
 
 
 def check_modules_dockerfile(ctx: Context) -> None:
@@ -595,7 +649,8 @@ def check_deployment(ctx: Context) -> None:
         str(replicas),
     )
 
-    # Probes.
+    # Probes: httpGet, or an exec of `wasm-cgi probe URL` (the image's
+    # HEALTHCHECK; the image has no other program).
     problems = []
     for probe, want in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", None)):
         got = container.get(probe)
@@ -603,6 +658,13 @@ def check_deployment(ctx: Context) -> None:
             problems.append(f"no {probe}")
             continue
         path = got.get("httpGet", {}).get("path")
+        command = [str(c) for c in (got.get("exec") or {}).get("command") or []]
+        if command:
+            if command[:2] != [IMAGE_BINARY, "probe"]:
+                problems.append(f"{probe} runs {command}; want [{IMAGE_BINARY}, probe, URL]")
+                continue
+            match = re.match(r"^(?:http://[^/]+)?(/[^?]*)", command[-1])
+            path = match.group(1) if match else None
         if want and path != want:
             problems.append(f"{probe} probes {path!r}, want {want}")
         elif path not in ("/healthz", "/readyz"):
@@ -707,9 +769,17 @@ def check_deployment(ctx: Context) -> None:
         problems.append(f"--shutdown-grace {grace_text!r} is not a duration")
         grace = DEFAULT_SHUTDOWN_GRACE
     pre_stop = 0.0
-    pre_stop_cmd = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
-    if pre_stop_cmd and pre_stop_cmd[0] in ("sleep", "/bin/sleep") and len(pre_stop_cmd) > 1:
-        pre_stop = float(pre_stop_cmd[1])
+    pre_stop_hook = (container.get("lifecycle") or {}).get("preStop") or {}
+    if "sleep" in pre_stop_hook:
+        pre_stop = float(pre_stop_hook["sleep"].get("seconds", 0))
+    execs = [
+        (f"{name}.exec", [str(c) for c in (hook.get("exec") or {}).get("command") or []])
+        for name, hook in [(p, container.get(p) or {}) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+        + [(f"lifecycle.{h}", v or {}) for h, v in (container.get("lifecycle") or {}).items()]
+    ]
+    for where, command in execs:
+        if command and command[0] != IMAGE_BINARY:
+            problems.append(f"{where} runs {command[0]}: the image (FROM scratch) has only {IMAGE_BINARY}")
     termination = pod.get("terminationGracePeriodSeconds", 30)
     if not isinstance(termination, (int, float)) or termination <= grace + pre_stop:
         problems.append(
@@ -717,7 +787,8 @@ def check_deployment(ctx: Context) -> None:
             f"({pre_stop:g}s) + --shutdown-grace ({grace:g}s)"
         )
     report.check(
-        f"{rel}: --log-format json; terminationGracePeriodSeconds > preStop + --shutdown-grace",
+        f"{rel}: --log-format json; terminationGracePeriodSeconds > preStop + --shutdown-grace; "
+        f"exec hooks run only {IMAGE_BINARY}",
         problems,
         f"{termination}s > {pre_stop:g}s + {grace:g}s",
     )

@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh machine: installs the guest targets, then
 # checks formatting and lints, then builds the guests from source and runs
 # every unit and integration test (the integration tests start the real
-# server on 127.0.0.1:0).
+# server on 127.0.0.1:0), then builds and runs the container image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +19,6 @@ deploy/validate.sh
 WASM_CGI_CPYTHON="$(scripts/fetch-cpython.sh)"
 export WASM_CGI_CPYTHON
 cargo test --locked
+# The container images, built from the static binary and run for real with
+# podman (installed when missing; needs root): see docs/DEPLOYING.md.
+deploy/test-image.sh

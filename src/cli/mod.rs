@@ -5,6 +5,7 @@ pub mod cache;
 pub mod check;
 pub mod compile;
 pub mod init;
+pub mod probe;
 pub mod run;
 pub mod serve;
 pub mod sources;
@@ -33,6 +34,8 @@ pub enum Command {
     Check(check::CheckCommand),
     /// Precompile modules into the cache, or to .cwasm files.
     Compile(compile::CompileCommand),
+    /// GET a URL once and exit 0 on a 2xx answer: the image's health check.
+    Probe(probe::ProbeCommand),
 }
 
 impl Command {
@@ -43,6 +46,7 @@ impl Command {
             Command::Run(command) => command.execute(),
             Command::Check(command) => command.execute(),
             Command::Compile(command) => command.execute(),
+            Command::Probe(command) => command.execute(),
         }
     }
 }

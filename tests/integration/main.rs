@@ -16,6 +16,7 @@ mod limits;
 mod meta_variables;
 mod operations;
 mod preinit;
+mod probe;
 mod run_command;
 mod scripts;
 mod streaming;
