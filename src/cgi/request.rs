@@ -42,6 +42,12 @@ pub struct CgiRequest<'a> {
     /// server does not verify: only for modules that know that (classic CGI
     /// programs take `REMOTE_USER` as authenticated).
     pub unverified_remote_user: bool,
+    /// Whether the request came over HTTPS (`HTTPS=on`,
+    /// `REQUEST_SCHEME=https`).
+    pub https: bool,
+    /// The subject of the client certificate the TLS handshake verified
+    /// (`SSL_CLIENT_S_DN`, `AUTH_TYPE=Certificate`).
+    pub client_certificate: Option<&'a str>,
 }
 
 impl CgiRequest<'_> {
@@ -73,14 +79,25 @@ impl CgiRequest<'_> {
                 "REMOTE_PORT".to_owned(),
                 self.remote_addr.port().to_string(),
             ),
+            (
+                "REQUEST_SCHEME".to_owned(),
+                if self.https { "https" } else { "http" }.to_owned(),
+            ),
         ];
+        if self.https {
+            env.push(("HTTPS".to_owned(), "on".to_owned()));
+        }
         if let Some(len) = self.body_len {
             env.push(("CONTENT_LENGTH".to_owned(), len.to_string()));
             if let Some(content_type) = self.headers.get(CONTENT_TYPE) {
                 env.push(("CONTENT_TYPE".to_owned(), lossy(content_type.as_bytes())));
             }
         }
-        if let Some((auth_type, user)) = self
+        if let Some(subject) = self.client_certificate {
+            // Verified by the handshake, so it wins over any header.
+            env.push(("SSL_CLIENT_S_DN".to_owned(), subject.to_owned()));
+            env.push(("AUTH_TYPE".to_owned(), "Certificate".to_owned()));
+        } else if let Some((auth_type, user)) = self
             .headers
             .get(AUTHORIZATION)
             .map(|v| authorization(v.as_bytes()))
@@ -91,6 +108,13 @@ impl CgiRequest<'_> {
             }
         }
         env.extend(self.header_variables());
+        // HTTP/2 carries the host in the `:authority` pseudo-header, not
+        // in `Host`: scripts read HTTP_HOST either way.
+        if !self.headers.contains_key(HOST)
+            && let Some(authority) = self.uri.authority()
+        {
+            env.push(("HTTP_HOST".to_owned(), authority.as_str().to_owned()));
+        }
         env
     }
 
@@ -181,7 +205,7 @@ fn protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_2 => "HTTP/2.0",
         Version::HTTP_3 => "HTTP/3",
         _ => "HTTP/1.1",
     }
@@ -287,6 +311,8 @@ mod tests {
             body_len: None,
             pass_authorization: false,
             unverified_remote_user,
+            https: false,
+            client_certificate: None,
         }
         .meta_variables()
     }
@@ -389,6 +415,8 @@ mod tests {
                     body_len: Some(3),
                     pass_authorization: true,
                     unverified_remote_user: true,
+                    https: true,
+                    client_certificate: Some("CN=client"),
                 }
                 .meta_variables();
                 for (name, value) in &env {

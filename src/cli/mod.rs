@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod check;
 pub mod compile;
+pub mod front_door;
 pub mod init;
 pub mod probe;
 pub mod run;

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
+use super::front_door::{FrontDoor, FrontDoorFlags};
 use super::sources::{
     ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel, protected_paths,
 };
@@ -24,7 +25,9 @@ use crate::modules::reload;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
 use crate::scripts::{self, Scripts};
-use crate::server::{self, AppState, Listeners, StaticFiles};
+use crate::server::{
+    self, AppState, ConnectionLimits, ConnectionSettings, Listeners, StaticFiles, TlsAcceptor,
+};
 
 /// The address served when neither `--listen`, `LISTEN`, `PORT` nor the
 /// config file says otherwise.
@@ -56,6 +59,9 @@ pub struct ServeCommand {
     /// Serve GET /metrics on this address instead of the main one
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// HTTPS, HTTP/2 and connection limits.
+    #[command(flatten)]
+    pub front_door: FrontDoorFlags,
     /// Log line format (logs go to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -86,6 +92,8 @@ pub struct ServeSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Compile cache and precompiled modules.
     pub cache: CacheFlags,
+    /// HTTPS, HTTP/2 and connection limits.
+    pub front_door: FrontDoor,
 }
 
 impl ServeCommand {
@@ -124,6 +132,7 @@ impl ServeCommand {
             );
         }
         let scripts = self.sources.scripts_dir(&config, &env)?;
+        let front_door = self.front_door.resolve(&config)?;
         Ok(ServeSettings {
             listen,
             modules,
@@ -136,6 +145,7 @@ impl ServeCommand {
             shutdown_grace: self.shutdown_grace,
             metrics_listen: self.metrics_listen,
             cache: self.sources.cache.clone(),
+            front_door,
         })
     }
 
@@ -256,18 +266,59 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         tokio::spawn(watch);
     }
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", settings.listen))?;
-    let bound = listener.local_addr()?;
-    // The one line on stdout: scripts and tests read the bound port from it.
-    println!("listening on http://{bound}");
+    let door = &settings.front_door;
+    // A bad certificate or key is refused before anything is bound.
+    let acceptor = door
+        .tls
+        .clone()
+        .map(TlsAcceptor::load)
+        .transpose()
+        .context("cannot serve HTTPS")?;
+    let (plain, tls) = match (acceptor, door.tls_listen) {
+        (None, _) => (Some(bind(settings.listen).await?), None),
+        (Some(acceptor), None) => (None, Some((bind(settings.listen).await?, acceptor))),
+        (Some(acceptor), Some(tls_listen)) => (
+            Some(bind(settings.listen).await?),
+            Some((bind(tls_listen).await?, acceptor)),
+        ),
+    };
+    // The lines on stdout: scripts and tests read the bound ports from them.
+    for (listener, scheme) in [
+        (plain.as_ref(), "http"),
+        (tls.as_ref().map(|(l, _)| l), "https"),
+    ] {
+        if let Some(listener) = listener {
+            println!("listening on {scheme}://{}", listener.local_addr()?);
+        }
+    }
     std::io::stdout().flush()?;
+    let limits = ConnectionLimits::new(door.max_connections, door.max_connections_per_client);
+    let mut connections = ConnectionSettings::new(limits, state.limits.max_concurrency);
+    connections.h2c = door.h2c;
+    if door.redirect_http
+        && let Some((listener, _)) = &tls
+    {
+        connections.redirect_to_https = Some(listener.local_addr()?.port());
+    }
     let listeners = Listeners {
-        public: listener,
+        plain,
+        tls,
         metrics: metrics_listener,
     };
-    server::serve(listeners, state, shutdown_signal(), settings.shutdown_grace).await
+    server::serve(
+        listeners,
+        connections,
+        state,
+        shutdown_signal(),
+        settings.shutdown_grace,
+    )
+    .await
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr}"))
 }
 
 /// Instance slots for the pooling allocator: every admission slot (the

@@ -29,6 +29,10 @@ pub use route_path::RoutePath;
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     listen: Option<Spanned<String>>,
+    tls_listen: Option<Spanned<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     modules: Option<Spanned<PathBuf>>,
     www: Option<Spanned<PathBuf>>,
     scripts: Option<Spanned<PathBuf>>,
@@ -121,6 +125,14 @@ pub struct Config {
     pub file: PathBuf,
     /// `listen`.
     pub listen: Option<SocketAddr>,
+    /// `tls_listen`: where HTTPS is served beside plain HTTP on `listen`.
+    pub tls_listen: Option<SocketAddr>,
+    /// `tls_cert`: the PEM certificate chain HTTPS is served with.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: its private key.
+    pub tls_key: Option<PathBuf>,
+    /// `tls_client_ca`: CA certificates client certificates must chain to.
+    pub tls_client_ca: Option<PathBuf>,
     /// `modules`.
     pub modules: Option<PathBuf>,
     /// `www`.
@@ -318,19 +330,21 @@ impl Config {
             }
         };
 
-        let listen = raw
-            .listen
-            .as_ref()
-            .and_then(|listen| match listen.get_ref().parse() {
+        let mut address = |entry: &Option<Spanned<String>>, key: &str| {
+            let entry = entry.as_ref()?;
+            match entry.get_ref().parse() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
                     problems.add(
-                        &listen.span(),
-                        format!("listen = {:?} is not an IP:PORT address", listen.get_ref()),
+                        &entry.span(),
+                        format!("{key} = {:?} is not an IP:PORT address", entry.get_ref()),
                     );
                     None
                 }
-            });
+            }
+        };
+        let listen = address(&raw.listen, "listen");
+        let tls_listen = address(&raw.tls_listen, "tls_listen");
         let mut folder = |entry: &Option<Spanned<PathBuf>>, key: &str| {
             let entry = entry.as_ref()?;
             let path = resolve(entry.get_ref());
@@ -437,6 +451,10 @@ impl Config {
         let config = Config {
             file: file.to_path_buf(),
             listen,
+            tls_listen,
+            tls_cert: raw.tls_cert.as_deref().map(&resolve),
+            tls_key: raw.tls_key.as_deref().map(&resolve),
+            tls_client_ca: raw.tls_client_ca.as_deref().map(&resolve),
             // A folder that doesn't exist is a problem already said.
             modules: modules.filter(|dir| dir.is_dir()),
             www: www.filter(|dir| dir.is_dir()),

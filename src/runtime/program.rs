@@ -270,6 +270,10 @@ impl Program {
         let Linked::Proxy(pre) = &self.linked else {
             anyhow::bail!("{} is not a wasi:http handler", self.name);
         };
+        let scheme = match request.uri().scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
         let limits = invocation.limits;
         self.check_limits(&limits)?;
         let (meter, limiter) = self.meter(&limits);
@@ -280,7 +284,7 @@ impl Program {
         let (request, outparam) = {
             let mut http = store.data_mut().http();
             let request = http
-                .new_incoming_request(Scheme::Http, request)
+                .new_incoming_request(scheme, request)
                 .map_err(anyhow::Error::from)?;
             let outparam = http
                 .new_response_outparam(sender)

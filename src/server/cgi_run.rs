@@ -74,6 +74,8 @@ pub async fn serve(
         body_len,
         pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
         unverified_remote_user: route.is_some_and(|route| route.config.unverified_remote_user),
+        https: connection.is_https(),
+        client_certificate: connection.client_certificate(),
     };
     let plan = ResponsePlan {
         mode: endpoint.mode,

@@ -72,6 +72,9 @@ pub async fn handle(
             state.metrics.refused_shutting_down();
             Err(HttpError::ShuttingDown)
         }
+        Surface::Public if !probe && connection.redirect_to_https.is_some() => {
+            Ok(redirect_to_https(&request, &connection))
+        }
         Surface::Public => {
             follow_redirects(&state, request, &connection, &request_id, &mut answered_by).await
         }
@@ -105,6 +108,39 @@ pub async fn handle(
         .map(|by| connection.watchdog.arm(by.deadline));
     let metrics = state.metrics.clone();
     response.map(|body| LoggedBody::new(body, record, metrics, in_flight, armed).boxed_unsync())
+}
+
+/// 308 to the same URL over HTTPS, on the TLS port (`--redirect-http`).
+fn redirect_to_https(
+    request: &Request<RequestBody>,
+    connection: &Connection,
+) -> Response<ResponseBody> {
+    let port = connection.redirect_to_https.unwrap_or(443);
+    let host = request
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+            let authority: http::uri::Authority = host.parse().ok()?;
+            Some(authority.host().to_owned())
+        })
+        .unwrap_or_else(|| match connection.local.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        });
+    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let mut response = Response::new(full_body(format!("moved to {location}\n")));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
 }
 
 async fn follow_redirects(

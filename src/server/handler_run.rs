@@ -48,6 +48,35 @@ pub async fn serve(
             parts.headers.insert(HOST, local);
         }
     }
+    if connection.is_https() {
+        // The handler's `scheme()` is https: say so in the URI it is given.
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        if let Some(uri) = authority.and_then(|authority| {
+            http::Uri::builder()
+                .scheme("https")
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+                .ok()
+        }) {
+            parts.uri = uri;
+        }
+    }
     if let Ok(id) = HeaderValue::from_str(request_id) {
         parts.headers.insert(REQUEST_ID, id);
     }

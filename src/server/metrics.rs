@@ -42,6 +42,13 @@ pub struct FailureLabels {
     pub kind: String,
 }
 
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabel {
+    /// `max_connections` or `max_connections_per_client`.
+    pub reason: &'static str,
+}
+
 /// Every metric the server keeps.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +58,7 @@ pub struct Metrics {
     queued: Gauge,
     refused: Counter,
     shutdown_refusals: Counter,
+    connections_refused: Family<RefusalLabel, Counter>,
     timeouts: Counter,
     failures: Family<FailureLabels, Counter>,
     compile_seconds: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
@@ -79,6 +87,7 @@ impl Metrics {
             queued: Gauge::default(),
             refused: Counter::default(),
             shutdown_refusals: Counter::default(),
+            connections_refused: Family::default(),
             timeouts: Counter::default(),
             failures: Family::default(),
             compile_seconds: Family::default(),
@@ -115,6 +124,11 @@ impl Metrics {
             "shutdown_refusals",
             "Requests refused with 503 because the server was shutting down",
             metrics.shutdown_refusals.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once: too many open, in all or from one client",
+            metrics.connections_refused.clone(),
         );
         registry.register(
             "timeouts",
@@ -168,6 +182,13 @@ impl Metrics {
     /// Counts a request refused because the server is shutting down.
     pub fn refused_shutting_down(&self) {
         self.shutdown_refusals.inc();
+    }
+
+    /// Counts a connection closed as soon as it was accepted.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&RefusalLabel { reason })
+            .inc();
     }
 
     /// A guest instance started (`+1`) or ended (`-1`).

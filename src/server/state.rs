@@ -10,6 +10,7 @@ use super::drain::Drain;
 use super::metrics::Metrics;
 use super::request_body::BUFFERED_BODIES;
 use super::static_files::StaticFiles;
+use super::tls::TlsInfo;
 use super::watchdog::Watchdog;
 use crate::admission::Admission;
 use crate::cgi::Mode;
@@ -47,6 +48,18 @@ pub struct AppState {
     /// Whether `/metrics` is served on the main address (not when it has a
     /// listener of its own).
     pub metrics_on_main: bool,
+}
+
+impl Connection {
+    /// Whether the connection came in over HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The subject of the client certificate the handshake verified.
+    pub fn client_certificate(&self) -> Option<&str> {
+        self.tls.as_ref()?.client_subject.as_deref()
+    }
 }
 
 impl AppState {
@@ -94,4 +107,9 @@ pub struct Connection {
     /// Closes the connection when a response runs past its guest's
     /// deadline unpolled.
     pub watchdog: Watchdog,
+    /// The TLS session, for a connection that came in over HTTPS.
+    pub tls: Option<Arc<TlsInfo>>,
+    /// On a plain connection of a server that also serves HTTPS with
+    /// `--redirect-http`: the HTTPS port requests are redirected to.
+    pub redirect_to_https: Option<u16>,
 }

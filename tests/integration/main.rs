@@ -12,6 +12,7 @@ mod config;
 mod errors;
 mod examples;
 mod fast_path;
+mod front_door;
 mod limits;
 mod meta_variables;
 mod operations;

@@ -320,7 +320,11 @@ fn spawn(
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+    let line = line.trim();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .or_else(|| line.strip_prefix("listening on https://"));
+    let Some(addr) = addr else {
         let _ = child.kill();
         std::thread::sleep(Duration::from_millis(200));
         panic!(
@@ -329,6 +333,17 @@ fn spawn(
         );
     };
     let addr = addr.parse().unwrap();
+    // Later stdout lines (a second listener's) go to the log too.
+    std::thread::spawn({
+        let log = log.clone();
+        move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
     (child, addr, log)
 }
 
