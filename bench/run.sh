@@ -106,6 +106,8 @@ apt_install() {
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v busybox >/dev/null || missing+=(busybox)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     if [[ "$SKIP_INSTALL" == 1 ]]; then
         echo "bench: BENCH_SKIP_INSTALL=1, not installing: ${missing[*]}" >&2
@@ -304,6 +306,31 @@ wrk_run() {
     printf '  -> %s req/s, p50 %s ms, p99 %s ms, errors: %s\n' "${rps:-nan}" "$p50" "$p99" "${errs#*$'\t'}" >&2
 }
 
+# h2load_run ID SYSTEM WORKLOAD CONNS SECONDS URL: an HTTP/2 measurement (h2c
+# for http://, ALPN h2 for https://), one stream per connection like wrk's
+# one request per connection. h2load reports no percentiles: its mean time
+# per request goes in the p50 column, and p99 is left empty.
+h2load_run() {
+    local id="$1" system="$2" workload="$3" conns="$4" secs="$5" url="$6"
+    local out="$LOGS/h2load-$id.txt"
+    echo "h2load -c$conns -m1 -D $secs $url" >&2
+    h2load -c"$conns" -m1 -D "$secs" "$url" >"$out" 2>&1 || {
+        echo "bench: h2load failed for $id; its output:" >&2
+        cat "$out" >&2
+    }
+    local rps mean reqs failed
+    rps=$(awk '/^finished in/ {print $4}' "$out" | tr -d ',')
+    mean=$(awk '/^time for request:/ {print $6}' "$out")
+    reqs=$(awk '/^requests:/ {print $8}' "$out")
+    failed=$(awk '/^requests:/ {print $10 + $12 + $14}' "$out")
+    # Non-2xx answers count as errors, as for wrk.
+    failed=$((${failed:-0} + $(awk '/^status codes:/ {print $5 + $7 + $9}' "$out")))
+    [[ -n "$mean" ]] && mean=$(to_ms "$mean") || mean=nan
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$id" "$system" "$workload" "$conns" "$secs" "${rps:-nan}" "$mean" "-" "$failed" "${reqs:-0}" "failed or non-2xx $failed" >>"$ROWS"
+    printf '  -> %s req/s, mean %s ms, errors: %s\n' "${rps:-nan}" "$mean" "$failed" >&2
+}
+
 warmup() {
     ((WARMUP > 0)) || return 0
     wrk -t1 -c"$2" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "$1" >/dev/null 2>&1 || true
@@ -496,7 +523,45 @@ else
 fi
 
 # --------------------------------------------------------------------------
-# 6a. A Python CGI script (cgi.FieldStorage): wasm-cgi running it with the
+# 6a. The front door: hello over plain HTTP/1.1, HTTPS (HTTP/1.1 over TLS),
+#     h2c and HTTP/2 over TLS, on one server listening plain and TLS
+# --------------------------------------------------------------------------
+PORT_TLS=$((PORT_BASE + 5))
+TLS_DIR="$WORK/tls"
+mkdir -p "$TLS_DIR"
+if command -v openssl >/dev/null &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" >"$LOGS/openssl.log" 2>&1; then
+    PLAIN="http://127.0.0.1:$PORT_WASM_CGI/cgi-bin/wasm-run.cgi/hello.wasm"
+    SECURE="https://127.0.0.1:$PORT_TLS/cgi-bin/wasm-run.cgi/hello.wasm"
+    log "wasm-cgi: plain :$PORT_WASM_CGI (with h2c) and HTTPS :$PORT_TLS"
+    if start_server wasm-cgi-tls "$PLAIN" \
+        "$WASM_CGI" serve --listen "127.0.0.1:$PORT_WASM_CGI" --modules "$MODULES" \
+        --mode simple --timeout 2s --h2c --tls-listen "127.0.0.1:$PORT_TLS" \
+        --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem" "${WASM_CGI_EXTRA[@]}" &&
+        check_body wasm-cgi-https "$SECURE" "$HELLO" --cacert "$TLS_DIR/cert.pem"; then
+        warmup "$PLAIN" "$CONNS"
+        wrk_run wasm-cgi-hello-front wasm-cgi "hello, HTTP/1.1 (beside TLS)" "$CONNS" "$SECONDS_PER_RUN" "$PLAIN"
+        warmup "$SECURE" "$CONNS"
+        wrk_run wasm-cgi-hello-https wasm-cgi "hello, HTTPS (HTTP/1.1 over TLS 1.3)" "$CONNS" "$SECONDS_PER_RUN" "$SECURE"
+        if command -v h2load >/dev/null; then
+            h2load_run wasm-cgi-hello-h2c wasm-cgi "hello, h2c (h2load; mean in p50)" "$CONNS" "$SECONDS_PER_RUN" "$PLAIN"
+            h2load_run wasm-cgi-hello-h2 wasm-cgi "hello, HTTP/2 over TLS (h2load; mean in p50)" "$CONNS" "$SECONDS_PER_RUN" "$SECURE"
+        else
+            skip_row wasm-cgi "hello over HTTP/2" "h2load missing (apt-get install nghttp2-client)"
+        fi
+        note "front door: keep-alive connections, so TLS handshakes are paid once per connection; h2load gives the mean time per request, not percentiles"
+    else
+        skip_row wasm-cgi "hello over HTTPS" "did not start or replied wrongly (log: $LOGS/wasm-cgi-tls.log)"
+    fi
+    stop_server
+else
+    skip_row wasm-cgi "hello over HTTPS" "openssl could not make a test certificate ($LOGS/openssl.log)"
+fi
+
+# --------------------------------------------------------------------------
+# 6b. A Python CGI script (cgi.FieldStorage): wasm-cgi running it with the
 #     CPython 3.12 WASI build, against the same script run by the machine's
 #     native python3 as classic CGI under BusyBox httpd
 # --------------------------------------------------------------------------
@@ -561,7 +626,7 @@ if [[ -n "$WASM_PY_RPS" && -n "$NATIVE_PY_RPS" ]]; then
 fi
 
 # --------------------------------------------------------------------------
-# 6b. Pre-initialization: a module with a 200 ms initializer and a JavaScript
+# 6c. Pre-initialization: a module with a 200 ms initializer and a JavaScript
 #     interpreter (Boa) whose initializer builds its engine, each served from
 #     its snapshot and as it is (`init = false`), by one server
 # --------------------------------------------------------------------------
@@ -616,7 +681,7 @@ else
 fi
 
 # --------------------------------------------------------------------------
-# 6c. Another wasm-cgi build (BENCH_COMPARE_BIN), for a before/after
+# 6d. Another wasm-cgi build (BENCH_COMPARE_BIN), for a before/after
 #     comparison measured in the same run: hello and the wasi:http hello
 # --------------------------------------------------------------------------
 if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
