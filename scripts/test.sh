@@ -11,7 +11,7 @@ rustup target add wasm32-wasip1 wasm32-wasip2
 rustup component add rustfmt clippy
 # curl (with HTTP/2): the front-door tests check the server against it.
 if ! curl -V 2>/dev/null | grep -q HTTP2; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 
 cargo fmt --all -- --check
