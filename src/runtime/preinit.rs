@@ -332,11 +332,7 @@ impl Preinitializer {
             .map_err(|error| Failure::load(error, "cannot instantiate the module"))?;
         let init = instance
             .get_typed_func::<(), ()>(&mut store, function)
-            .map_err(|_| {
-                Failure::Load(anyhow::anyhow!(
-                    "the initializer `{function}` is not a function taking and returning nothing"
-                ))
-            })?;
+            .map_err(|_| Failure::not_an_initializer(function))?;
         let reactor = instance
             .get_typed_func::<(), ()>(&mut store, REACTOR_INIT)
             .ok();
@@ -379,11 +375,7 @@ impl Preinitializer {
             .map_err(|error| Failure::load(error, "cannot instantiate the component"))?;
         let init = instance
             .get_typed_func::<(), ()>(&mut store, function)
-            .map_err(|_| {
-                Failure::Load(anyhow::anyhow!(
-                    "the initializer `{function}` is not a function taking and returning nothing"
-                ))
-            })?;
+            .map_err(|_| Failure::not_an_initializer(function))?;
         if let Err(error) = init.call_async(&mut store, ()).await {
             return Err(Failure::Run(error, store.data_mut().limiter().refused_grow));
         }
@@ -408,6 +400,12 @@ enum Failure {
 impl Failure {
     fn load(error: wasmtime::Error, context: &'static str) -> Self {
         Failure::Load(anyhow::Error::from(error).context(context))
+    }
+
+    fn not_an_initializer(function: &str) -> Self {
+        Failure::Load(anyhow::anyhow!(
+            "the initializer `{function}` is not a function taking and returning nothing"
+        ))
     }
 }
 
