@@ -106,6 +106,26 @@ fn search_up_dir<P: AsRef<Path>>(start: P, landmarks: &[&str]) -> Option<PathBuf
 /// This function should be called before interpreter initialization.
 /// It returns a Paths struct with all computed path values.
 pub fn init_path_config(settings: &Settings) -> Paths {
+    // Patched for wasm-cgi (guests/vendor/README.md): with the standard
+    // library frozen in, a WASI program has nothing to look for on the
+    // host, and looking (argv[0], `__PYVENV_LAUNCHER__`, landmark files)
+    // calls `args_get`, `environ_get` and `path_open`, which a host that
+    // pre-initializes the module refuses. sys.path is the settings' own,
+    // sys.executable is left empty for the embedder to set.
+    #[cfg(all(target_os = "wasi", feature = "freeze-stdlib"))]
+    {
+        let prefix = default_prefix();
+        return Paths {
+            base_prefix: prefix.clone(),
+            exec_prefix: prefix.clone(),
+            base_exec_prefix: prefix.clone(),
+            prefix,
+            module_search_paths: settings.path_list.clone(),
+            ..Paths::default()
+        };
+    }
+
+    #[allow(unreachable_code)]
     let mut paths = Paths::default();
 
     // Step 0: Get executable path

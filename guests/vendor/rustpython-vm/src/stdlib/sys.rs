@@ -53,7 +53,7 @@ mod sys {
     use core::sync::atomic::Ordering;
     use num_traits::ToPrimitive;
     use std::{
-        env::{self, VarError},
+        env::VarError,
         io::{IsTerminal, Read, Write},
     };
 
@@ -695,7 +695,20 @@ mod sys {
 
     #[pyattr]
     fn orig_argv(vm: &VirtualMachine) -> Vec<PyObjectRef> {
-        env::args().map(|arg| vm.ctx.new_str(arg).into()).collect()
+        // Patched for wasm-cgi (guests/vendor/README.md): on WASI, the
+        // configured argv, not the process's (`args_get`, which a host that
+        // pre-initializes the module refuses); the embedder sets the real one.
+        #[cfg(target_os = "wasi")]
+        return vm
+            .state
+            .config
+            .settings
+            .argv
+            .iter()
+            .map(|arg| vm.ctx.new_str(arg.as_str()).into())
+            .collect();
+        #[cfg(not(target_os = "wasi"))]
+        std::env::args().map(|arg| vm.ctx.new_str(arg).into()).collect()
     }
 
     #[pyattr]
