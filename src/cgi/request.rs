@@ -1,7 +1,7 @@
 //! An HTTP request as a CGI/1.1 program sees it (RFC 3875): the
 //! meta-variables of section 4.1 and the search-word argv of section 4.4.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine as _;
 use http::header::{
@@ -24,8 +24,14 @@ pub struct CgiRequest<'a> {
     pub version: Version,
     /// The request headers.
     pub headers: &'a HeaderMap,
-    /// The client's address.
-    pub remote_addr: SocketAddr,
+    /// The client's address (`REMOTE_ADDR`): the peer's, or the one a
+    /// trusted proxy gave.
+    pub remote_ip: IpAddr,
+    /// The client's port (`REMOTE_PORT`), when known.
+    pub remote_port: Option<u16>,
+    /// Whether the client's request is https (`HTTPS=on`,
+    /// `REQUEST_SCHEME=https`).
+    pub https: bool,
     /// The address the connection was accepted on.
     pub local_addr: SocketAddr,
     /// The part of the path that names the program, e.g.
@@ -48,7 +54,7 @@ impl CgiRequest<'_> {
     /// The CGI meta-variables: the guest's whole environment.
     pub fn meta_variables(&self) -> Vec<(String, String)> {
         let (server_name, server_port) = self.server_name_and_port();
-        let remote_ip = self.remote_addr.ip().to_string();
+        let remote_ip = self.remote_ip.to_string();
         let mut env = vec![
             ("GATEWAY_INTERFACE".to_owned(), "CGI/1.1".to_owned()),
             ("SERVER_SOFTWARE".to_owned(), SERVER_SOFTWARE.to_owned()),
@@ -70,10 +76,16 @@ impl CgiRequest<'_> {
             // No reverse DNS lookup: RFC 3875 4.1.9 allows REMOTE_ADDR here.
             ("REMOTE_HOST".to_owned(), remote_ip),
             (
-                "REMOTE_PORT".to_owned(),
-                self.remote_addr.port().to_string(),
+                "REQUEST_SCHEME".to_owned(),
+                if self.https { "https" } else { "http" }.to_owned(),
             ),
         ];
+        if let Some(port) = self.remote_port {
+            env.push(("REMOTE_PORT".to_owned(), port.to_string()));
+        }
+        if self.https {
+            env.push(("HTTPS".to_owned(), "on".to_owned()));
+        }
         if let Some(len) = self.body_len {
             env.push(("CONTENT_LENGTH".to_owned(), len.to_string()));
             if let Some(content_type) = self.headers.get(CONTENT_TYPE) {
@@ -280,7 +292,9 @@ mod tests {
             uri: &uri,
             version: Version::HTTP_11,
             headers: &map,
-            remote_addr: "127.0.0.1:1000".parse().unwrap(),
+            remote_ip: "127.0.0.1".parse().unwrap(),
+            remote_port: Some(1000),
+            https: false,
             local_addr: "127.0.0.1:80".parse().unwrap(),
             script_name: "/x",
             path_info: "",
@@ -295,6 +309,36 @@ mod tests {
         env.iter()
             .find(|(var, _)| var == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    #[test]
+    fn the_scheme_and_port_follow_what_is_known_of_the_client() {
+        let uri: Uri = "/x".parse().unwrap();
+        let headers = HeaderMap::new();
+        let request = CgiRequest {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &headers,
+            remote_ip: "203.0.113.7".parse().unwrap(),
+            remote_port: None,
+            https: true,
+            local_addr: "127.0.0.1:80".parse().unwrap(),
+            script_name: "/x",
+            path_info: "",
+            body_len: None,
+            pass_authorization: false,
+            unverified_remote_user: false,
+        };
+        let env = request.meta_variables();
+        assert_eq!(get(&env, "REMOTE_ADDR"), Some("203.0.113.7"));
+        assert_eq!(get(&env, "REMOTE_PORT"), None);
+        assert_eq!(get(&env, "HTTPS"), Some("on"));
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("https"));
+        let env = variables(&[], false);
+        assert_eq!(get(&env, "REMOTE_PORT"), Some("1000"));
+        assert_eq!(get(&env, "HTTPS"), None);
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("http"));
     }
 
     #[test]
@@ -382,7 +426,9 @@ mod tests {
                     uri: &uri,
                     version: Version::HTTP_11,
                     headers: &map,
-                    remote_addr: "127.0.0.1:1000".parse().unwrap(),
+                    remote_ip: "127.0.0.1".parse().unwrap(),
+                    remote_port: Some(1000),
+                    https: true,
                     local_addr: "127.0.0.1:80".parse().unwrap(),
                     script_name: "/x",
                     path_info: &path_info,

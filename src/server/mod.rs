@@ -11,17 +11,21 @@
 
 mod access_log;
 mod bodies;
+mod bucket_table;
 mod cgi_bin;
 mod cgi_response;
 mod cgi_run;
+mod client_address;
 mod dispatch;
 mod drain;
 mod endpoint;
 mod error;
+mod forwarded;
 mod guest;
 mod handler_run;
 mod metrics;
 mod paced_io;
+mod rate_limit;
 mod request_body;
 mod request_id;
 mod state;
@@ -41,6 +45,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+pub use rate_limit::{DEFAULT_TABLE_SIZE as DEFAULT_RATE_TABLE_SIZE, RateLimiter};
 pub use state::{AppState, Connection};
 pub use static_files::StaticFiles;
 
