@@ -21,6 +21,8 @@
 //!
 //! ## The server, floor by floor
 //! From the bottom up; each floor only uses those below it.
+//! - `rate`: request rates as written (`50/s`); `proxies`: the trusted
+//!   proxies whose forwarding headers name the client.
 //! - `limits`: the per-request limits, how they are written, and the
 //!   runtime's [`runtime::RunLimits`] they contain.
 //! - `admission`: instance slots and the queue in front of them.
@@ -46,6 +48,8 @@ mod examples;
 mod limits;
 mod logging;
 mod modules;
+mod proxies;
+mod rate;
 mod routes;
 mod scripts;
 mod server;

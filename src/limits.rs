@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::rate::{Rate, RateSetting};
 use crate::runtime::RunLimits;
 
 /// A size in bytes, written `512KiB`, `1MiB`, `2GiB`, `1MB` or plain bytes.
@@ -104,6 +105,12 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// How long a request waits for a free instance slot before getting 503.
     pub queue_timeout: Duration,
+    /// Requests per client address (IPv6 by /64) before 429. `None`: no
+    /// per-client limit.
+    pub rate: Option<Rate>,
+    /// Requests a client may make at once before `rate` applies. `None`:
+    /// the rate's [default](Rate::default_burst).
+    pub burst: Option<u32>,
 }
 
 /// The machine's cores (as the cgroup allows), read once: finding out reads
@@ -123,6 +130,12 @@ impl Limits {
             max_output: self.max_output.0,
         }
     }
+
+    /// The per-client rate and its burst, if a rate is set.
+    pub fn rate_limit(&self) -> Option<(Rate, u32)> {
+        self.rate
+            .map(|rate| (rate, self.burst.unwrap_or_else(|| rate.default_burst())))
+    }
 }
 
 impl Default for Limits {
@@ -137,6 +150,8 @@ impl Default for Limits {
             max_output: ByteSize(run.max_output),
             max_concurrency: 2 * cores * 32,
             queue_timeout: Duration::from_secs(1),
+            rate: None,
+            burst: None,
         }
     }
 }
@@ -173,6 +188,15 @@ pub struct LimitOverrides {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub queue_timeout: Option<Duration>,
+    /// Requests per client address, `N/s`, `N/m` or `N/h` (429 past it);
+    /// `off` lifts one set below [default: off]
+    #[arg(long, value_name = "N/UNIT")]
+    pub rate: Option<RateSetting>,
+    /// Requests a client may make at once before the rate applies
+    /// [default: the rate per second, rounded up]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(default, deserialize_with = "deserialize_positive")]
+    pub burst: Option<u32>,
 }
 
 impl LimitOverrides {
@@ -198,6 +222,12 @@ impl LimitOverrides {
         }
         if let Some(queue_timeout) = self.queue_timeout {
             base.queue_timeout = queue_timeout;
+        }
+        if let Some(rate) = self.rate {
+            base.rate = rate.rate();
+        }
+        if let Some(burst) = self.burst {
+            base.burst = Some(burst);
         }
         base
     }
@@ -246,6 +276,23 @@ mod tests {
                 .max_concurrency,
             Some(3)
         );
+    }
+
+    #[test]
+    fn rate_and_burst_read_from_toml_and_layer() {
+        let server: LimitOverrides = toml::from_str("rate = \"50/s\"").unwrap();
+        let limits = server.apply(Limits::default());
+        let (rate, burst) = limits.rate_limit().unwrap();
+        assert_eq!((rate.to_string(), burst), ("50/s".to_owned(), 50));
+        let route: LimitOverrides = toml::from_str("rate = \"10/m\"\nburst = 3").unwrap();
+        let (rate, burst) = route.apply(limits.clone()).rate_limit().unwrap();
+        assert_eq!((rate.to_string(), burst), ("10/m".to_owned(), 3));
+        let off: LimitOverrides = toml::from_str("rate = \"off\"").unwrap();
+        assert_eq!(off.apply(limits).rate_limit(), None);
+        assert_eq!(Limits::default().rate_limit(), None, "off by default");
+        for wrong in ["rate = \"50\"", "rate = 50", "burst = 0", "burst = -1"] {
+            assert!(toml::from_str::<LimitOverrides>(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! An HTTP request as a CGI/1.1 program sees it (RFC 3875): the
 //! meta-variables of section 4.1 and the search-word argv of section 4.4.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine as _;
 use http::header::{
@@ -24,8 +24,14 @@ pub struct CgiRequest<'a> {
     pub version: Version,
     /// The request headers.
     pub headers: &'a HeaderMap,
-    /// The client's address.
-    pub remote_addr: SocketAddr,
+    /// The client's address (`REMOTE_ADDR`): the peer's, or the one a
+    /// trusted proxy gave.
+    pub remote_ip: IpAddr,
+    /// The client's port (`REMOTE_PORT`), when known.
+    pub remote_port: Option<u16>,
+    /// Whether the client's request is https (`HTTPS=on`,
+    /// `REQUEST_SCHEME=https`).
+    pub https: bool,
     /// The address the connection was accepted on.
     pub local_addr: SocketAddr,
     /// The part of the path that names the program, e.g.
@@ -42,9 +48,6 @@ pub struct CgiRequest<'a> {
     /// server does not verify: only for modules that know that (classic CGI
     /// programs take `REMOTE_USER` as authenticated).
     pub unverified_remote_user: bool,
-    /// Whether the request came over HTTPS (`HTTPS=on`,
-    /// `REQUEST_SCHEME=https`).
-    pub https: bool,
     /// The subject of the client certificate the TLS handshake verified
     /// (`SSL_CLIENT_S_DN`, `AUTH_TYPE=Certificate`).
     pub client_certificate: Option<&'a str>,
@@ -54,7 +57,7 @@ impl CgiRequest<'_> {
     /// The CGI meta-variables: the guest's whole environment.
     pub fn meta_variables(&self) -> Vec<(String, String)> {
         let (server_name, server_port) = self.server_name_and_port();
-        let remote_ip = self.remote_addr.ip().to_string();
+        let remote_ip = self.remote_ip.to_string();
         let mut env = vec![
             ("GATEWAY_INTERFACE".to_owned(), "CGI/1.1".to_owned()),
             ("SERVER_SOFTWARE".to_owned(), SERVER_SOFTWARE.to_owned()),
@@ -76,14 +79,13 @@ impl CgiRequest<'_> {
             // No reverse DNS lookup: RFC 3875 4.1.9 allows REMOTE_ADDR here.
             ("REMOTE_HOST".to_owned(), remote_ip),
             (
-                "REMOTE_PORT".to_owned(),
-                self.remote_addr.port().to_string(),
-            ),
-            (
                 "REQUEST_SCHEME".to_owned(),
                 if self.https { "https" } else { "http" }.to_owned(),
             ),
         ];
+        if let Some(port) = self.remote_port {
+            env.push(("REMOTE_PORT".to_owned(), port.to_string()));
+        }
         if self.https {
             env.push(("HTTPS".to_owned(), "on".to_owned()));
         }
@@ -304,14 +306,15 @@ mod tests {
             uri: &uri,
             version: Version::HTTP_11,
             headers: &map,
-            remote_addr: "127.0.0.1:1000".parse().unwrap(),
+            remote_ip: "127.0.0.1".parse().unwrap(),
+            remote_port: Some(1000),
+            https: false,
             local_addr: "127.0.0.1:80".parse().unwrap(),
             script_name: "/x",
             path_info: "",
             body_len: None,
             pass_authorization: false,
             unverified_remote_user,
-            https: false,
             client_certificate: None,
         }
         .meta_variables()
@@ -321,6 +324,37 @@ mod tests {
         env.iter()
             .find(|(var, _)| var == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    #[test]
+    fn the_scheme_and_port_follow_what_is_known_of_the_client() {
+        let uri: Uri = "/x".parse().unwrap();
+        let headers = HeaderMap::new();
+        let request = CgiRequest {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &headers,
+            remote_ip: "203.0.113.7".parse().unwrap(),
+            remote_port: None,
+            https: true,
+            local_addr: "127.0.0.1:80".parse().unwrap(),
+            script_name: "/x",
+            path_info: "",
+            body_len: None,
+            pass_authorization: false,
+            unverified_remote_user: false,
+            client_certificate: None,
+        };
+        let env = request.meta_variables();
+        assert_eq!(get(&env, "REMOTE_ADDR"), Some("203.0.113.7"));
+        assert_eq!(get(&env, "REMOTE_PORT"), None);
+        assert_eq!(get(&env, "HTTPS"), Some("on"));
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("https"));
+        let env = variables(&[], false);
+        assert_eq!(get(&env, "REMOTE_PORT"), Some("1000"));
+        assert_eq!(get(&env, "HTTPS"), None);
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("http"));
     }
 
     #[test]
@@ -408,14 +442,15 @@ mod tests {
                     uri: &uri,
                     version: Version::HTTP_11,
                     headers: &map,
-                    remote_addr: "127.0.0.1:1000".parse().unwrap(),
+                    remote_ip: "127.0.0.1".parse().unwrap(),
+                    remote_port: Some(1000),
+                    https: true,
                     local_addr: "127.0.0.1:80".parse().unwrap(),
                     script_name: "/x",
                     path_info: &path_info,
                     body_len: Some(3),
                     pass_authorization: true,
                     unverified_remote_user: true,
-                    https: true,
                     client_certificate: Some("CN=client"),
                 }
                 .meta_variables();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
@@ -22,6 +23,7 @@ use crate::config::{InterpreterConfig, RouteConfig};
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
 use crate::modules::reload;
+use crate::proxies::TrustedProxies;
 use crate::routes;
 use crate::runtime::{Sandbox, SandboxOptions};
 use crate::scripts::{self, Scripts};
@@ -65,6 +67,14 @@ pub struct ServeCommand {
     /// Log line format (logs go to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
+    /// A peer whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers
+    /// name the client: a network (10.0.0.0/8) or an address; repeat for
+    /// more. Replaces the config file's trusted_proxies [default: none]
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = TrustedProxies::parse_entry)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Per-client rate buckets kept (a fixed-size table). For tests.
+    #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_table_size: Option<u32>,
 }
 
 /// `serve`'s settings, resolved and checked before anything starts.
@@ -94,6 +104,10 @@ pub struct ServeSettings {
     pub cache: CacheFlags,
     /// HTTPS, HTTP/2 and connection limits.
     pub front_door: FrontDoor,
+    /// The peers whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// How many per-client rate buckets are kept.
+    pub rate_table_size: usize,
 }
 
 impl ServeCommand {
@@ -133,6 +147,12 @@ impl ServeCommand {
         }
         let scripts = self.sources.scripts_dir(&config, &env)?;
         let front_door = self.front_door.resolve(&config)?;
+        let trusted_proxies = if self.trusted_proxies.is_empty() {
+            config.trusted_proxies.clone()
+        } else {
+            TrustedProxies::from_networks(self.trusted_proxies.clone())
+                .map_err(|message| anyhow::anyhow!("--trusted-proxy: {message}"))?
+        };
         Ok(ServeSettings {
             listen,
             modules,
@@ -146,6 +166,10 @@ impl ServeCommand {
             metrics_listen: self.metrics_listen,
             cache: self.sources.cache.clone(),
             front_door,
+            trusted_proxies,
+            rate_table_size: self
+                .rate_table_size
+                .map_or(server::DEFAULT_RATE_TABLE_SIZE, |n| n as usize),
         })
     }
 
@@ -239,6 +263,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         settings.mode,
         settings.limits,
     );
+    state.trusted_proxies = settings.trusted_proxies.clone();
+    state.rate_limiter = server::RateLimiter::new(settings.rate_table_size);
     let metrics_listener = match settings.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -485,5 +511,54 @@ mod tests {
         assert_eq!(settings.limits.timeout, Duration::from_secs(2));
         assert_eq!(settings.limits.max_memory.0, 64 << 20);
         assert_eq!(settings.limits.max_body.0, 1 << 20);
+    }
+
+    #[test]
+    fn rate_flags_and_trusted_proxies_replace_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wasm-cgi.toml");
+        std::fs::write(
+            &file,
+            "trusted_proxies = [\"10.0.0.0/8\"]\n[limits]\nrate = \"50/s\"\nburst = 100\n",
+        )
+        .unwrap();
+        let config = file.to_str().unwrap();
+        let from_file = serve_command(&["--config", config])
+            .resolve(env_from(&[]), dir.path())
+            .unwrap();
+        assert!(
+            from_file
+                .trusted_proxies
+                .contains("10.1.1.1".parse().unwrap())
+        );
+        let (rate, burst) = from_file.limits.rate_limit().unwrap();
+        assert_eq!((rate.to_string(), burst), ("50/s".to_owned(), 100));
+
+        let flags = serve_command(&[
+            "--config",
+            config,
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "::1",
+            "--rate",
+            "10/m",
+        ])
+        .resolve(env_from(&[]), dir.path())
+        .unwrap();
+        assert!(flags.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!flags.trusted_proxies.contains("10.1.1.1".parse().unwrap()));
+        let (rate, burst) = flags.limits.rate_limit().unwrap();
+        assert_eq!((rate.to_string(), burst), ("10/m".to_owned(), 100));
+
+        for wrong in [
+            &["--trusted-proxy", "10.0.0.0/99"][..],
+            &["--rate", "50"],
+            &["--burst", "0"],
+        ] {
+            let mut argv = vec!["wasm-cgi", "serve"];
+            argv.extend(wrong);
+            assert!(Cli::try_parse_from(argv).is_err(), "{wrong:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use toml::Spanned;
 use crate::cgi::Mode;
 use crate::limits::LimitOverrides;
 use crate::modules::is_module_file;
+use crate::proxies::TrustedProxies;
 use crate::runtime::{AllowedHosts, DirGrant, Initializer};
 
 mod interpreter;
@@ -37,6 +38,8 @@ struct ConfigFile {
     www: Option<Spanned<PathBuf>>,
     scripts: Option<Spanned<PathBuf>>,
     mode: Option<Mode>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
     #[serde(default)]
     limits: LimitOverrides,
     #[serde(default)]
@@ -143,6 +146,9 @@ pub struct Config {
     pub interpreters: Vec<InterpreterConfig>,
     /// `mode`.
     pub mode: Option<Mode>,
+    /// `trusted_proxies`: the peers whose `Forwarded` / `X-Forwarded-*`
+    /// headers name the client.
+    pub trusted_proxies: TrustedProxies,
     /// `[limits]`: the defaults for every route.
     pub limits: LimitOverrides,
     /// `[[route]]`, in order.
@@ -345,6 +351,7 @@ impl Config {
         };
         let listen = address(&raw.listen, "listen");
         let tls_listen = address(&raw.tls_listen, "tls_listen");
+        let trusted_proxies = check_trusted_proxies(&raw.trusted_proxies, &mut problems);
         let mut folder = |entry: &Option<Spanned<PathBuf>>, key: &str| {
             let entry = entry.as_ref()?;
             let path = resolve(entry.get_ref());
@@ -461,11 +468,29 @@ impl Config {
             scripts: scripts.filter(|dir| dir.is_dir()),
             interpreters,
             mode: raw.mode,
+            trusted_proxies,
             limits: raw.limits,
             routes,
         };
         (Some(config), problems.found)
     }
+}
+
+/// Checks `trusted_proxies`: one problem per entry that is not an address
+/// or network.
+fn check_trusted_proxies(entries: &[Spanned<String>], problems: &mut Problems) -> TrustedProxies {
+    let mut networks = Vec::new();
+    for entry in entries {
+        match TrustedProxies::parse_entry(entry.get_ref()) {
+            Ok(net) => networks.push(net),
+            Err(message) => problems.add(&entry.span(), message),
+        }
+    }
+    TrustedProxies::from_networks(networks).unwrap_or_else(|message| {
+        let span = entries.first().map_or(0..0, Spanned::span);
+        problems.add(&span, message);
+        TrustedProxies::default()
+    })
 }
 
 /// One problem per route or interpreter whose `init` differs from that of
@@ -620,6 +645,41 @@ allowed_hosts = ["https://api.example.com"]
         for (line, expected) in found.iter().zip(expected) {
             assert!(line.contains(expected), "{line:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_bad_entries_name_their_line() {
+        let config = parse(
+            "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\", \"::1\"]\n[limits]\nrate = \"50/s\"\nburst = 100\n",
+        )
+        .unwrap();
+        assert!(config.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(config.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(
+            !config
+                .trusted_proxies
+                .contains("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(config.limits.burst, Some(100));
+        assert!(parse("").unwrap().trusted_proxies.is_empty());
+
+        let found = errors(
+            "trusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.0/40\",\n  \"proxy.local\",\n]\n",
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("/etc/wasm-cgi.toml:3: trusted proxy \"10.0.0.0/40\""),
+            "{found:?}"
+        );
+        assert!(found[1].starts_with("/etc/wasm-cgi.toml:4:"), "{found:?}");
+        let found = errors("[limits]\n\nrate = \"50 per second\"\n");
+        assert!(
+            found[0].starts_with("/etc/wasm-cgi.toml:3: invalid rate"),
+            "{found:?}"
+        );
+        let found =
+            errors("[[route]]\npath = \"/a\"\nmodule = \"a.wasm\"\n[route.limits]\nburst = 0\n");
+        assert!(found[0].starts_with("/etc/wasm-cgi.toml:5:"), "{found:?}");
     }
 
     #[test]

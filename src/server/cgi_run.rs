@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Empty};
 
 use super::bodies::RequestBody;
 use super::cgi_response::{Reply, ResponsePlan, respond};
+use super::client_address::ClientAddress;
 use super::endpoint::{Endpoint, Next};
 use super::error::HttpError;
 use super::guest::{Supervisor, stderr_log};
@@ -28,6 +29,7 @@ pub async fn serve(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
+    client: &ClientAddress,
     endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
 ) -> Result<Next, HttpError> {
@@ -67,14 +69,15 @@ pub async fn serve(
         uri: &parts.uri,
         version: parts.version,
         headers: &parts.headers,
-        remote_addr: connection.remote,
+        remote_ip: client.ip,
+        remote_port: client.port,
+        https: client.is_https(connection.is_https()),
         local_addr: connection.local,
         script_name: &endpoint.script_name,
         path_info: &endpoint.path_info,
         body_len,
         pass_authorization: route.is_some_and(|route| route.config.pass_authorization),
         unverified_remote_user: route.is_some_and(|route| route.config.unverified_remote_user),
-        https: connection.is_https(),
         client_certificate: connection.client_certificate(),
     };
     let plan = ResponsePlan {

@@ -2,6 +2,8 @@
 //! metrics, configured routes, `/cgi-bin/wasm-run.cgi/…`, static files) to
 //! what answers it (a command through CGI, a wasi:http handler, a file),
 //! follows internal redirects, and hands the response to the access log.
+//! The client is worked out once ([`ClientAddress`], which trusted proxies
+//! may name) and its rate checked ([`rate_limit`]) before a module runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +15,12 @@ use http_body_util::BodyExt;
 
 use super::access_log::{AnsweredBy, LoggedBody, RequestRecord};
 use super::bodies::{RequestBody, ResponseBody, full_body};
+use super::client_address::ClientAddress;
 use super::endpoint::{Endpoint, Next};
 use super::error::{HttpError, plain_text};
 use super::request_id::{REQUEST_ID, request_id};
 use super::state::{AppState, Connection};
-use super::{cgi_bin, cgi_run, handler_run, metrics, static_files};
+use super::{cgi_bin, cgi_run, handler_run, metrics, rate_limit, static_files};
 use crate::runtime::ProgramKind;
 
 /// What a listener serves.
@@ -60,6 +63,8 @@ pub async fn handle(
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let client =
+        ClientAddress::resolve(connection.remote, request.headers(), &state.trusted_proxies);
     let probe = surface == Surface::Metrics || is_probe(&path);
     let in_flight = (!probe).then(|| state.drain.enter());
     let draining = state.drain.is_draining();
@@ -76,7 +81,15 @@ pub async fn handle(
             Ok(redirect_to_https(&request, &connection))
         }
         Surface::Public => {
-            follow_redirects(&state, request, &connection, &request_id, &mut answered_by).await
+            follow_redirects(
+                &state,
+                request,
+                &connection,
+                &client,
+                &request_id,
+                &mut answered_by,
+            )
+            .await
         }
     };
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
@@ -92,7 +105,7 @@ pub async fn handle(
         method,
         path,
         request_id,
-        client: connection.remote.ip(),
+        client: client.ip,
         started,
         status: response.status().as_u16(),
         answered_by,
@@ -147,11 +160,24 @@ async fn follow_redirects(
     state: &AppState,
     mut request: Request<RequestBody>,
     connection: &Connection,
+    client: &ClientAddress,
     request_id: &Arc<str>,
     answered_by: &mut Option<AnsweredBy>,
 ) -> Result<Response<ResponseBody>, HttpError> {
+    // The rate-limit scopes this request has taken a token in: an internal
+    // redirect within one costs no second token.
+    let mut charged = Vec::new();
     for _ in 0..=MAX_REDIRECTS {
-        match dispatch(state, request, connection, request_id, answered_by).await? {
+        let next = dispatch(
+            state,
+            request,
+            connection,
+            client,
+            &mut charged,
+            request_id,
+            answered_by,
+        );
+        match next.await? {
             Next::Response(response) => return Ok(response),
             Next::Redirect(next) => request = next,
         }
@@ -165,6 +191,8 @@ async fn dispatch(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
+    client: &ClientAddress,
+    charged: &mut Vec<String>,
     request_id: &Arc<str>,
     answered_by: &mut Option<AnsweredBy>,
 ) -> Result<Next, HttpError> {
@@ -231,10 +259,13 @@ async fn dispatch(
             .await
             .map(Next::Response);
     };
+    // Before the body is read, a slot taken or a module started.
+    rate_limit::admit(state, &endpoint, client, charged)?;
     run(
         state,
         request,
         connection,
+        client,
         endpoint,
         request_id,
         answered_by,
@@ -249,6 +280,7 @@ async fn run(
     state: &AppState,
     request: Request<RequestBody>,
     connection: &Connection,
+    client: &ClientAddress,
     endpoint: Endpoint<'_>,
     request_id: &Arc<str>,
     answered_by: &mut Option<AnsweredBy>,
@@ -271,13 +303,17 @@ async fn run(
             .await
             .map(Next::Response),
         ProgramKind::Module | ProgramKind::Command => {
-            cgi_run::serve(state, request, connection, endpoint, request_id).await
+            cgi_run::serve(state, request, connection, client, endpoint, request_id).await
         }
     }
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
 fn metrics_response(state: &AppState) -> Response<ResponseBody> {
+    let limiter = &state.rate_limiter;
+    state
+        .metrics
+        .rate_limit_table(limiter.entries(), limiter.capacity(), limiter.evictions());
     let text = state
         .metrics
         .render(state.admission.queued(), state.sandbox.compilations());

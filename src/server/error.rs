@@ -39,6 +39,12 @@ pub enum HttpError {
     /// 502: a wasi:http handler's response can't be sent as it is (an
     /// informational status, 101 above all, is not a final response).
     InvalidHandlerResponse(&'static str),
+    /// 429: the client is over its rate (`rate`, `burst`); a token comes
+    /// back in `retry_after` seconds.
+    RateLimited {
+        /// Whole seconds until the client may try again, at least 1.
+        retry_after: u64,
+    },
     /// 503: every instance slot is busy and the queue is full.
     Overloaded,
     /// 503: the server is shutting down and takes no new work.
@@ -57,6 +63,7 @@ impl HttpError {
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
+            HttpError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             HttpError::ModuleFailed | HttpError::TooManyRedirects | HttpError::NoResponse => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -72,6 +79,10 @@ impl HttpError {
     /// details are in the log.
     pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
         let status = self.status();
+        let retry_after = match self {
+            HttpError::RateLimited { retry_after } => retry_after,
+            _ => 1,
+        };
         let text = match self {
             HttpError::BadRequest(why) => format!("bad request: {why}"),
             HttpError::NotFound => "not found".to_owned(),
@@ -81,6 +92,9 @@ impl HttpError {
                 "the request body is larger than this endpoint accepts".to_owned()
             }
             HttpError::UriTooLong => "the request target is too long".to_owned(),
+            HttpError::RateLimited { retry_after } => {
+                format!("too many requests from your address: retry in {retry_after} s")
+            }
             HttpError::ModuleFailed => {
                 format!("internal error: the module failed (request id {request_id})")
             }
@@ -116,10 +130,13 @@ impl HttpError {
             }
         };
         let mut response = plain_text(status, format!("{text}\n"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): requests by
 //! module and status class, request durations, instances in flight, queue
 //! depth, refusals and timeouts, guest failures by kind, compile times and
-//! fuel used.
+//! fuel used, and the per-client rate limits (refusals by route, never by
+//! address; the bucket table's size).
 
 use std::sync::atomic::AtomicU64;
 
@@ -49,6 +50,14 @@ pub struct RefusalLabel {
     pub reason: &'static str,
 }
 
+/// Labels of a rate-limit scope: a route's path, or what stands for the
+/// modules or scripts folder.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The scope.
+    pub route: String,
+}
+
 /// Every metric the server keeps.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +73,10 @@ pub struct Metrics {
     compile_seconds: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
     fuel: Family<ModuleLabel, Counter>,
     compilations: Gauge,
+    rate_limited: Family<RouteLabel, Counter>,
+    rate_entries: Gauge,
+    rate_capacity: Gauge,
+    rate_evictions: Counter,
 }
 
 impl Default for Metrics {
@@ -93,6 +106,10 @@ impl Metrics {
             compile_seconds: Family::default(),
             fuel: Family::default(),
             compilations: Gauge::default(),
+            rate_limited: Family::default(),
+            rate_entries: Gauge::default(),
+            rate_capacity: Gauge::default(),
+            rate_evictions: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -154,6 +171,26 @@ impl Metrics {
             "compilations",
             "Modules compiled since start-up (never on the request path)",
             metrics.compilations.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 because their client was over its rate, by route",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limit_entries",
+            "Per-client rate buckets held (never more than rate_limit_capacity)",
+            metrics.rate_entries.clone(),
+        );
+        registry.register(
+            "rate_limit_capacity",
+            "Per-client rate buckets the fixed-size table holds at most",
+            metrics.rate_capacity.clone(),
+        );
+        registry.register(
+            "rate_limit_evictions",
+            "Rate buckets replaced before they were full again (a client then starts afresh)",
+            metrics.rate_evictions.clone(),
         );
         Self {
             registry,
@@ -233,6 +270,24 @@ impl Metrics {
         self.compile_seconds.get_or_create(&labels).set(seconds);
     }
 
+    /// Counts a request refused because its client was over its rate in
+    /// the scope `route`.
+    pub fn rate_limited(&self, route: &str) {
+        let labels = RouteLabel {
+            route: route.to_owned(),
+        };
+        self.rate_limited.get_or_create(&labels).inc();
+    }
+
+    /// Sets what the rate-limit table holds, read at scrape time:
+    /// `entries` of `capacity` buckets, `evictions` since start.
+    pub fn rate_limit_table(&self, entries: usize, capacity: usize, evictions: u64) {
+        self.rate_entries.set(entries as i64);
+        self.rate_capacity.set(capacity as i64);
+        self.rate_evictions
+            .inc_by(evictions.saturating_sub(self.rate_evictions.get()));
+    }
+
     /// The text exposition, with the gauges read at scrape time set first.
     pub fn render(&self, queued: usize, compilations: u64) -> String {
         self.queued.set(queued as i64);
@@ -258,6 +313,9 @@ mod tests {
         metrics.guest_done("trap.wasm", &Exit::Trap("boom".into()), None);
         metrics.guest_done("slow.wasm", &Exit::TimedOut, None);
         metrics.guest_done("spin.wasm", &Exit::OutOfFuel, Some(1000));
+        metrics.rate_limited("/api/...");
+        metrics.rate_limit_table(3, 16, 5);
+        metrics.rate_limit_table(4, 16, 7);
         let text = metrics.render(3, 2);
         for expected in [
             "wasm_cgi_requests_total{module=\"hello.wasm\",status=\"2xx\"} 1",
@@ -269,6 +327,10 @@ mod tests {
             "wasm_cgi_queue_depth 3",
             "wasm_cgi_compilations 2",
             "wasm_cgi_request_duration_seconds_count{module=\"hello.wasm\"} 1",
+            "wasm_cgi_rate_limited_total{route=\"/api/...\"} 1",
+            "wasm_cgi_rate_limit_entries 4",
+            "wasm_cgi_rate_limit_capacity 16",
+            "wasm_cgi_rate_limit_evictions_total 7",
         ] {
             assert!(text.contains(expected), "{expected} missing from\n{text}");
         }

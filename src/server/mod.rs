@@ -13,19 +13,23 @@
 
 mod access_log;
 mod bodies;
+mod bucket_table;
 mod cgi_bin;
 mod cgi_response;
 mod cgi_run;
+mod client_address;
 mod client_key;
 mod connection_limits;
 mod dispatch;
 mod drain;
 mod endpoint;
 mod error;
+mod forwarded;
 mod guest;
 mod handler_run;
 mod metrics;
 mod paced_io;
+mod rate_limit;
 mod request_body;
 mod request_id;
 mod state;
@@ -49,6 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 pub use connection_limits::{ConnectionLimits, default_max_connections};
+pub use rate_limit::{DEFAULT_TABLE_SIZE as DEFAULT_RATE_TABLE_SIZE, RateLimiter};
 pub use state::{AppState, Connection};
 pub use static_files::StaticFiles;
 pub use tls::{TlsAcceptor, TlsFiles};

@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::drain::Drain;
 use super::metrics::Metrics;
+use super::rate_limit::RateLimiter;
 use super::request_body::BUFFERED_BODIES;
 use super::static_files::StaticFiles;
 use super::tls::TlsInfo;
@@ -16,6 +17,7 @@ use crate::admission::Admission;
 use crate::cgi::Mode;
 use crate::limits::Limits;
 use crate::modules::ModuleRegistry;
+use crate::proxies::TrustedProxies;
 use crate::routes::RouteTable;
 use crate::runtime::Sandbox;
 use crate::scripts::Scripts;
@@ -48,6 +50,11 @@ pub struct AppState {
     /// Whether `/metrics` is served on the main address (not when it has a
     /// listener of its own).
     pub metrics_on_main: bool,
+    /// The peers whose forwarding headers name the client (none unless
+    /// configured).
+    pub trusted_proxies: TrustedProxies,
+    /// The per-client token buckets of every scope with a `rate`.
+    pub rate_limiter: RateLimiter,
 }
 
 impl Connection {
@@ -92,6 +99,8 @@ impl AppState {
             drain: Arc::default(),
             metrics,
             metrics_on_main: true,
+            trusted_proxies: TrustedProxies::default(),
+            rate_limiter: RateLimiter::default(),
         }
     }
 }

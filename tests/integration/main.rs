@@ -6,6 +6,7 @@ mod argv;
 mod bodies;
 mod capabilities;
 mod cgi_mode;
+mod client_limits;
 mod components_http;
 mod concurrency;
 mod config;

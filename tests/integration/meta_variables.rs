@@ -48,6 +48,8 @@ async fn a_post_with_headers_gets_every_meta_variable_right() {
             ("REQUEST_URI", Some(&request_uri)),
             ("REMOTE_ADDR", Some("127.0.0.1")),
             ("REMOTE_HOST", Some("127.0.0.1")),
+            ("REQUEST_SCHEME", Some("http")),
+            ("HTTPS", None),
             ("CONTENT_TYPE", Some("application/json")),
             ("CONTENT_LENGTH", Some("7")),
             ("AUTH_TYPE", Some("Basic")),

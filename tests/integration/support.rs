@@ -404,6 +404,17 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// As [`client`], with its connections made from the local address `ip`
+/// (Linux routes all of 127.0.0.0/8 to the loopback interface, so
+/// `127.0.0.2` and up are distinct clients of a server on 127.0.0.1).
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
 /// `env-dump.wasm` output as a map of variables (`ARGV[i]` included).
 pub fn parse_env(body: &str) -> HashMap<String, String> {
     body.lines()
