@@ -45,6 +45,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -170,38 +171,70 @@ pub async fn serve(
     Ok(())
 }
 
-/// hyper's connection settings: for HTTP/1.1 alone, and for both protocols.
+/// How a connection's bytes are read: HTTP/1.1, HTTP/2 (ALPN said so), or
+/// either, told apart by the HTTP/2 preface (h2c by prior knowledge).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Http1,
+    Http2,
+    Sniff,
+}
+
+/// hyper's connection settings, for each [`Wire`].
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
-    both: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    sniff: auto::Builder<TokioExecutor>,
 }
 
 impl Builders {
     fn new(max_streams: u32) -> Self {
-        let both = http_builder(max_streams);
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_header_size(MAX_HEAD_SIZE);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        configure_http2(&mut http2, max_streams);
+        // hyper-util's HTTP/1 side has no head-size setting: its read
+        // buffer bounds the head instead.
+        let mut sniff = auto::Builder::new(TokioExecutor::new());
+        sniff
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_SIZE);
+        let mut sniff_http2 = sniff.http2();
+        sniff_http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(max_streams)
+            .max_header_list_size(MAX_HEAD_SIZE as u32)
+            .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(MAX_LOCAL_RESETS)
+            .keep_alive_interval(Some(HTTP2_PING))
+            .keep_alive_timeout(HTTP2_PING);
         Self {
-            http1: http_builder(max_streams).http1_only(),
-            both,
+            http1,
+            http2,
+            sniff,
         }
     }
 }
 
-/// hyper's connection settings, for both protocols.
-fn http_builder(max_streams: u32) -> auto::Builder<TokioExecutor> {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_SIZE.max(8192));
-    http.http2()
+/// How often an HTTP/2 connection is pinged, and how long the peer has to
+/// answer before the connection is closed.
+const HTTP2_PING: Duration = Duration::from_secs(20);
+
+/// The HTTP/2 limits: streams per connection, header list size, resets.
+fn configure_http2(http2: &mut http2::Builder<TokioExecutor>, max_streams: u32) {
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(max_streams)
         .max_header_list_size(MAX_HEAD_SIZE as u32)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_LOCAL_RESETS)
-        .keep_alive_interval(Some(Duration::from_secs(20)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    http
+        .keep_alive_interval(Some(HTTP2_PING))
+        .keep_alive_timeout(HTTP2_PING);
 }
 
 /// The listeners and what serving a connection takes.
@@ -301,19 +334,23 @@ impl Server {
             tokio::spawn(async move {
                 let _permit = permit;
                 match tls {
-                    None => serving.serve(PacedIo::new(stream), connection, h2c).await,
+                    None => {
+                        let wire = if h2c { Wire::Sniff } else { Wire::Http1 };
+                        serving.serve(PacedIo::new(stream), connection, wire).await;
+                    }
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(
                             HEADER_READ_TIMEOUT,
                             acceptor.accept(PacedIo::new(stream)),
                         );
                         match handshake.await {
-                            Ok(Ok((stream, info))) => {
+                            Ok(Ok((stream, info, h2))) => {
                                 let connection = Connection {
                                     tls: Some(Arc::new(info)),
                                     ..connection
                                 };
-                                serving.serve(stream, connection, true).await;
+                                let wire = if h2 { Wire::Http2 } else { Wire::Http1 };
+                                serving.serve(stream, connection, wire).await;
                             }
                             Ok(Err(error)) => {
                                 tracing::debug!("TLS handshake with {remote} failed: {error}");
@@ -340,8 +377,8 @@ struct Serving {
 
 impl Serving {
     /// Serves HTTP on `io` until the connection ends, its watchdog fires or
-    /// the server shuts down; HTTP/2 too when `h2` allows it.
-    async fn serve<IO>(self, io: IO, connection: Connection, h2: bool)
+    /// the server shuts down, speaking `wire`.
+    async fn serve<IO>(self, io: IO, connection: Connection, wire: Wire)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -359,9 +396,21 @@ impl Serving {
             async move { Ok::<_, Infallible>(response.await) }
         });
         let io = TokioIo::new(io);
-        let builder = if h2 { &http.both } else { &http.http1 };
-        let connection = connections.watch(builder.serve_connection(io, service).into_owned());
-        let result = Self::run(connection, &watchdog).await;
+        let result = match wire {
+            Wire::Http1 => {
+                let connection = connections.watch(http.http1.serve_connection(io, service));
+                Self::run(connection, &watchdog).await
+            }
+            Wire::Http2 => {
+                let connection = connections.watch(http.http2.serve_connection(io, service));
+                Self::run(connection, &watchdog).await
+            }
+            Wire::Sniff => {
+                let connection =
+                    connections.watch(http.sniff.serve_connection(io, service).into_owned());
+                Self::run(connection, &watchdog).await
+            }
+        };
         match result {
             Some(Err(error)) => {
                 tracing::debug!("connection from {remote} ended with an error: {error}");
@@ -375,12 +424,12 @@ impl Serving {
 
     /// Drives `connection` until it ends (`Some`) or the watchdog fires
     /// (`None`: dropping the connection drops the response and its guest).
-    async fn run<E>(
+    async fn run<E: std::fmt::Display>(
         connection: impl Future<Output = Result<(), E>>,
         watchdog: &Watchdog,
-    ) -> Option<Result<(), E>> {
+    ) -> Option<Result<(), String>> {
         tokio::select! {
-            result = connection => Some(result),
+            result = connection => Some(result.map_err(|error| error.to_string())),
             () = watchdog.fired() => None,
         }
     }

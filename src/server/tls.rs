@@ -68,8 +68,9 @@ impl TlsAcceptor {
         })
     }
 
-    /// Runs the TLS handshake on `stream`.
-    pub async fn accept<IO>(&self, stream: IO) -> std::io::Result<(TlsStream<IO>, TlsInfo)>
+    /// Runs the TLS handshake on `stream`: the session, what it tells the
+    /// request, and whether ALPN chose HTTP/2.
+    pub async fn accept<IO>(&self, stream: IO) -> std::io::Result<(TlsStream<IO>, TlsInfo, bool)>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -87,7 +88,8 @@ impl TlsAcceptor {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(|leaf| subject(leaf));
-        Ok((stream, TlsInfo { client_subject }))
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok((stream, TlsInfo { client_subject }, h2))
     }
 
     /// Reloads the files whenever they change, for as long as it runs.
