@@ -4,7 +4,9 @@
 pub mod cache;
 pub mod check;
 pub mod compile;
+pub mod guest_env;
 pub mod init;
+pub mod module_files;
 pub mod probe;
 pub mod run;
 pub mod serve;

@@ -13,11 +13,13 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
+use super::guest_env::GuestEnvFlags;
+use super::module_files;
 use super::sources::{
     ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel, protected_paths,
 };
 use crate::cgi::Mode;
-use crate::config::{InterpreterConfig, RouteConfig};
+use crate::config::{InterpreterConfig, ModuleFile, RouteConfig};
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
 use crate::modules::reload;
@@ -59,6 +61,9 @@ pub struct ServeCommand {
     /// Log line format (logs go to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
+    /// Variables for every guest and the default host (WAGI's flags).
+    #[command(flatten)]
+    pub guest: GuestEnvFlags,
 }
 
 /// `serve`'s settings, resolved and checked before anything starts.
@@ -86,6 +91,14 @@ pub struct ServeSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Compile cache and precompiled modules.
     pub cache: CacheFlags,
+    /// Module files the config names by path (WAGI, Spin).
+    pub module_files: Vec<ModuleFile>,
+    /// What the config file asks to be said once at start-up.
+    pub warnings: Vec<String>,
+    /// Variables every guest gets.
+    pub guest_env: Vec<(String, String)>,
+    /// The `Host` of requests that send none.
+    pub default_host: Option<http::HeaderValue>,
 }
 
 impl ServeCommand {
@@ -136,6 +149,10 @@ impl ServeCommand {
             shutdown_grace: self.shutdown_grace,
             metrics_listen: self.metrics_listen,
             cache: self.sources.cache.clone(),
+            module_files: config.module_files,
+            warnings: config.warnings,
+            guest_env: self.guest.env()?,
+            default_host: self.guest.default_host()?,
         })
     }
 
@@ -166,7 +183,21 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             &settings.limits,
         )),
     };
-    let (modules, failures) = load_modules(&sandbox, &settings.modules, options.clone()).await?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let (modules, mut failures) =
+        load_modules(&sandbox, &settings.modules, options.clone()).await?;
+    let (route_configs, file_failures) = module_files::load(
+        &sandbox,
+        &modules,
+        &settings.module_files,
+        &settings.routes,
+        &options,
+        &settings.limits,
+    )
+    .await;
+    failures.extend(file_failures);
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
@@ -183,7 +214,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         &modules,
         &protected,
     );
-    let routes = routes::from_config(&settings.routes, &modules, &settings.limits, &protected)
+    let routes = routes::from_config(&route_configs, &modules, &settings.limits, &protected)
         .map_err(|route_problems| problems.extend(route_problems));
     anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let routes = routes.expect("no problems, so a route table");
@@ -229,6 +260,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         settings.mode,
         settings.limits,
     );
+    state.guest_env = settings.guest_env.clone();
+    state.default_host = settings.default_host.clone();
     let metrics_listener = match settings.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)

@@ -417,7 +417,11 @@ mod tests {
                 .1
         };
         assert_eq!(outcome(&cache, &engine, &wasm), CacheOutcome::Compiled);
-        assert_eq!(build("snapshot"), CacheOutcome::Compiled, "not the plain entry");
+        assert_eq!(
+            build("snapshot"),
+            CacheOutcome::Compiled,
+            "not the plain entry"
+        );
         assert_eq!(build("snapshot"), CacheOutcome::Hit);
         assert_eq!(build("other snapshot"), CacheOutcome::Compiled);
         assert_eq!(builds.get(), 2, "a hit runs nothing");

@@ -14,6 +14,7 @@ mod bodies;
 mod cgi_bin;
 mod cgi_response;
 mod cgi_run;
+mod compat_vars;
 mod dispatch;
 mod drain;
 mod endpoint;

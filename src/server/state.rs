@@ -47,6 +47,11 @@ pub struct AppState {
     /// Whether `/metrics` is served on the main address (not when it has a
     /// listener of its own).
     pub metrics_on_main: bool,
+    /// Variables every guest gets (`serve --env`, `--env-file`).
+    pub guest_env: Vec<(String, String)>,
+    /// The `Host` a request without one is taken to have
+    /// (`--default-host`, WAGI's), if set.
+    pub default_host: Option<http::HeaderValue>,
 }
 
 impl AppState {
@@ -79,6 +84,19 @@ impl AppState {
             drain: Arc::default(),
             metrics,
             metrics_on_main: true,
+            guest_env: Vec::new(),
+            default_host: None,
+        }
+    }
+
+    /// Gives a request that has no `Host` (an HTTP/1.0 client's) the
+    /// default host, if one is set, so its guest sees that name and port.
+    pub fn default_host_for(&self, parts: &mut http::request::Parts) {
+        if let Some(host) = &self.default_host
+            && parts.uri.authority().is_none()
+            && !parts.headers.contains_key(http::header::HOST)
+        {
+            parts.headers.insert(http::header::HOST, host.clone());
         }
     }
 }
