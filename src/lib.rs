@@ -26,9 +26,10 @@
 //! - `limits`: the per-request limits, how they are written, and the
 //!   runtime's [`runtime::RunLimits`] they contain.
 //! - `admission`: instance slots and the queue in front of them.
-//! - `config`: the TOML config file and its route paths; `routes`: the
-//!   route table built from it; `scripts`: CGI scripts and the interpreter
-//!   modules that run them.
+//! - `config`: the TOML config file (or a WAGI `modules.toml`, or a Spin
+//!   manifest) and its route paths; `routes`: the route table built from
+//!   it; `subroutes`: the routes WAGI modules declare (`_routes`);
+//!   `scripts`: CGI scripts and the interpreter modules that run them.
 //! - `modules`: which program answers to which file name, loaded from the
 //!   modules folder (and kept current by hot reload) or from `examples`,
 //!   the ones built into the binary.
@@ -53,6 +54,7 @@ mod rate;
 mod routes;
 mod scripts;
 mod server;
+mod subroutes;
 
 /// The command line, for the `wasm-cgi` binary; not part of the library.
 #[doc(hidden)]

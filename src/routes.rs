@@ -1,14 +1,17 @@
-//! The route table: configured paths, exact (`/report`) or prefix wildcards
-//! (`/api/...`), each naming a module and how to run it. The longest match
-//! wins; an exact route wins over a prefix of the same length. The matched
-//! part becomes `SCRIPT_NAME`, the rest `PATH_INFO`.
+//! The route table: configured paths, exact (`/report`), with parameters
+//! (`/users/:id`) or prefix wildcards (`/api/...`), each naming a module and
+//! how to run it. The most specific match wins (exact, then parameters,
+//! then the longest prefix: see [`RoutePath`]); among the sub-routes one
+//! module declared through WAGI's `_routes`, WAGI's rule comes first (the
+//! last one printed that matches). The matched part becomes `SCRIPT_NAME`,
+//! the rest `PATH_INFO`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::admission::Admission;
-use crate::config::{InterpreterConfig, RouteConfig, RoutePath};
+use crate::config::{InterpreterConfig, PathMatch, RouteConfig};
 use crate::limits::Limits;
 use crate::modules::InitPlan;
 use crate::runtime::{COMMAND_ENTRY, DirGrant, InitOptions, Initializer, ProgramKind};
@@ -28,7 +31,7 @@ pub struct Route {
 }
 
 /// A route that matched a request path.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RouteMatch<'a> {
     /// The route.
     pub route: &'a Route,
@@ -36,6 +39,9 @@ pub struct RouteMatch<'a> {
     pub script_name: &'a str,
     /// The rest, still percent-encoded.
     pub rest: &'a str,
+    /// The route's parameters (`:id`) as written and the segments they
+    /// matched, still percent-encoded.
+    pub params: Vec<(&'a str, &'a str)>,
 }
 
 /// Every configured route.
@@ -57,17 +63,31 @@ impl RouteTable {
 
     /// The route for `path` (as sent, percent-encoded), if any.
     pub fn find<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
-        let best = self
+        let found: Vec<(&Route, PathMatch<'a>)> = self
             .routes
             .iter()
-            .filter_map(|route| Some((route, route.config.path.matched_len(path)?)))
-            .max_by_key(|(route, len)| (*len, matches!(route.config.path, RoutePath::Exact(_))))?;
-        let (route, len) = best;
-        let (script_name, rest) = path.split_at(len);
+            .filter_map(|route| Some((route, route.config.path.matches(path)?)))
+            .collect();
+        // WAGI's `_routes` order first: of one module's sub-routes (and its
+        // own route), only the last printed that matches stays in the race.
+        let group = |route: &Route| route.config.compat.as_ref().and_then(|c| c.group);
+        let (route, found) = found
+            .iter()
+            .filter(|(route, _)| {
+                group(route).is_none_or(|mine| {
+                    !found.iter().any(|(other, _)| {
+                        group(other)
+                            .is_some_and(|theirs| theirs.id == mine.id && theirs.rank > mine.rank)
+                    })
+                })
+            })
+            .max_by_key(|(route, _)| route.config.path.specificity())?;
+        let (script_name, rest) = path.split_at(found.len);
         Some(RouteMatch {
             route,
             script_name,
             rest,
+            params: found.params.clone(),
         })
     }
 }
@@ -94,10 +114,42 @@ pub fn from_config(
 ) -> Result<RouteTable, Vec<String>> {
     let mut problems = Vec::new();
     let mut routes = Vec::new();
-    for config in configs {
+    // The module files routes name by path (WAGI, Spin): no guest may be
+    // able to rewrite the code it, or another route, runs.
+    let module_files: Vec<Protected> = configs
+        .iter()
+        .filter(|config| config.module.contains('/'))
+        .map(|config| Protected {
+            what: "a module file a route runs",
+            path: PathBuf::from(&config.module),
+        })
+        .collect();
+    for (i, config) in configs.iter().enumerate() {
         let owner = format!("{}: route {}", config.location, config.path);
         problems.extend(overlapping_grants(&owner, &config.dirs, protected));
+        let writable: Vec<DirGrant> = config
+            .dirs
+            .iter()
+            .filter(|d| !d.read_only)
+            .cloned()
+            .collect();
+        problems.extend(overlapping_grants(&owner, &writable, &module_files));
+        let group =
+            |config: &RouteConfig| config.compat.as_ref().and_then(|c| c.group.map(|g| g.id));
+        if let Some(other) = configs[..i].iter().find(|other| {
+            other.path.same_shape(&config.path)
+                && (group(other).is_none() || group(other) != group(config))
+        }) {
+            problems.push(format!(
+                "{owner}: the same path as route {} ({})",
+                other.path, other.location
+            ));
+        }
         match modules.get(&config.module) {
+            None if config.module.contains('/') => problems.push(format!(
+                "{}: route {}: module {} failed to load",
+                config.location, config.path, config.module
+            )),
             None => problems.push(format!(
                 "{}: route {}: module {} is not in the modules folder (or failed to load)",
                 config.location, config.path, config.module
@@ -267,7 +319,7 @@ mod tests {
     fn route(path: &str, module: &str) -> Route {
         let config = RouteConfig {
             location: "test".to_owned(),
-            path: RoutePath::parse(path).unwrap(),
+            path: crate::config::RoutePath::parse(path).unwrap(),
             module: module.to_owned(),
             script: None,
             mode: None,
@@ -281,6 +333,7 @@ mod tests {
             query_args: true,
             allowed_hosts: Default::default(),
             init: None,
+            compat: None,
         };
         Route {
             config,
@@ -360,5 +413,60 @@ mod tests {
         assert_eq!(found(&table, "/report/x"), None);
         assert_eq!(found(&table, "/apix"), None);
         assert_eq!(found(&table, "/r%65port"), None);
+    }
+
+    #[test]
+    fn exact_beats_parameter_beats_prefix() {
+        let table = RouteTable::new(vec![
+            route("/users/...", "any.wasm"),
+            route("/users/:id", "one.wasm"),
+            route("/users/me", "me.wasm"),
+            route("/users/:id/posts/:post", "post.wasm"),
+            route("/users/:id/...", "under.wasm"),
+        ]);
+        let module = |path: &str| found(&table, path).map(|f| f.0);
+        assert_eq!(module("/users/me").as_deref(), Some("me.wasm"));
+        assert_eq!(module("/users/7").as_deref(), Some("one.wasm"));
+        assert_eq!(module("/users/7/posts/9").as_deref(), Some("post.wasm"));
+        assert_eq!(module("/users/7/avatar").as_deref(), Some("under.wasm"));
+        assert_eq!(module("/users").as_deref(), Some("any.wasm"));
+        assert_eq!(module("/users/").as_deref(), Some("any.wasm"));
+        let post = table.find("/users/7/posts/a%2Fb").unwrap();
+        assert_eq!(post.params, [("id", "7"), ("post", "a%2Fb")]);
+        assert_eq!(post.script_name, "/users/7/posts/a%2Fb");
+    }
+
+    #[test]
+    fn among_a_modules_sub_routes_the_last_printed_that_matches_wins() {
+        use crate::config::compat::{ArgvTemplate, Flavor, RouteCompat, RouteGroup};
+        let sub = |path: &str, module: &str, rank: usize| {
+            let mut route = route(path, module);
+            route.config.compat = Some(RouteCompat {
+                flavor: Flavor::Wagi,
+                argv: ArgvTemplate::default(),
+                subroutes: true,
+                group: Some(RouteGroup { id: 0, rank }),
+            });
+            route
+        };
+        // WAGI's documented example, printed in reverse: `/one/...` last.
+        let table = RouteTable::new(vec![
+            sub("/example/...", "own", 0),
+            sub("/example/one/two/three/...", "three", 1),
+            sub("/example/one/two/...", "two", 2),
+            sub("/example/one/...", "one", 3),
+            route("/example/one/two/three/four/five", "other"),
+        ]);
+        let module = |path: &str| found(&table, path).map(|f| f.0);
+        assert_eq!(
+            module("/example/one/two/three/four").as_deref(),
+            Some("one")
+        );
+        assert_eq!(module("/example/x").as_deref(), Some("own"));
+        assert_eq!(
+            module("/example/one/two/three/four/five").as_deref(),
+            Some("other"),
+            "other routes still race on specificity"
+        );
     }
 }

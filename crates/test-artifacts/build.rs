@@ -19,10 +19,11 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Test programs that make no sense as a component: `entrypoints` exists to
-/// test calling a named core export other than `_start`, and `preinit` to
-/// export core initializers, while a command component only exports
+/// test calling a named core export other than `_start`, `preinit` to
+/// export core initializers, and the `wagi-*` modules to export WAGI's
+/// `_routes` and entry points, while a command component only exports
 /// `wasi:cli/run`.
-const P1_ONLY: &[&str] = &["entrypoints", "preinit"];
+const P1_ONLY: &[&str] = &["entrypoints", "preinit", "wagi-app", "wagi-bad-routes"];
 
 fn main() {
     let guests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::module_files;
 use super::sources::{SourceFlags, load_modules, needs_fuel, protected_paths};
+use crate::config::{Format, RouteConfig};
 use crate::limits::Limits;
 use crate::routes;
 use crate::runtime::{Preinitialized, Sandbox, SandboxOptions};
@@ -59,13 +61,29 @@ impl CheckCommand {
         })?;
         let options = self.sources.load_options(&config, &limits);
         let tokio = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-        let (modules, failures) = tokio.block_on(load_modules(&sandbox, &source, options))?;
-
+        let (modules, failures) =
+            tokio.block_on(load_modules(&sandbox, &source, options.clone()))?;
         problems.extend(
             failures
                 .iter()
                 .map(|failure| format!("{source}/{}: {}", failure.module, failure.reason)),
         );
+        let (route_configs, file_failures) = tokio.block_on(module_files::load(
+            &sandbox,
+            &modules,
+            &config.module_files,
+            &config.routes,
+            &options,
+            &limits,
+        ));
+        problems.extend(
+            file_failures
+                .iter()
+                .map(|failure| format!("{}: {}", failure.module, failure.reason)),
+        );
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
         let scripts_dir = match self.sources.scripts_dir(&config, &env) {
             Ok(dir) => dir,
             Err(error) => {
@@ -87,7 +105,7 @@ impl CheckCommand {
             &protected,
         ));
         if let Err(route_problems) =
-            routes::from_config(&config.routes, &modules, &limits, &protected)
+            routes::from_config(&route_configs, &modules, &limits, &protected)
         {
             problems.extend(route_problems);
         }
@@ -123,12 +141,38 @@ impl CheckCommand {
                 .dir()
                 .map(|dir| format!(", {} scripts in {}", listing.len(), dir.display()))
                 .unwrap_or_default();
+            if config.format != Format::Native || !route_configs.is_empty() {
+                println!("format: {}", config.format);
+            }
+            for route in &route_configs {
+                println!("{}", route_line(route));
+            }
             println!(
                 "ok: {} modules in {source}{in_scripts}, {} routes",
                 modules.names().len(),
-                config.routes.len()
+                route_configs.len()
             );
         }
         Ok(problems)
     }
+}
+
+/// One derived route, for `check`'s listing: `route /hello/... -> app.wasm
+/// (entrypoint hello)`.
+fn route_line(route: &RouteConfig) -> String {
+    let mut line = format!("route {} -> {}", route.path, route.module);
+    if let Some(script) = &route.script {
+        line.push_str(&format!(" (script {script})"));
+    }
+    if let Some(entrypoint) = &route.entrypoint {
+        line.push_str(&format!(" (entrypoint {entrypoint})"));
+    }
+    if route
+        .compat
+        .as_ref()
+        .is_some_and(|c| c.group.is_some_and(|g| g.rank > 0))
+    {
+        line.push_str(" (from _routes)");
+    }
+    line
 }

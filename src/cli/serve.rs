@@ -15,11 +15,13 @@ use tokio::net::TcpListener;
 
 use super::cache::CacheFlags;
 use super::front_door::{FrontDoor, FrontDoorFlags};
+use super::guest_env::GuestEnvFlags;
+use super::module_files;
 use super::sources::{
     ModuleSource, SourceFlags, install_dir, load_modules, needs_fuel, protected_paths,
 };
 use crate::cgi::Mode;
-use crate::config::{InterpreterConfig, RouteConfig};
+use crate::config::{InterpreterConfig, ModuleFile, RouteConfig};
 use crate::limits::{LimitOverrides, Limits, parse_duration};
 use crate::logging::{self, LogFormat};
 use crate::modules::reload;
@@ -75,6 +77,9 @@ pub struct ServeCommand {
     /// Per-client rate buckets kept (a fixed-size table). For tests.
     #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_table_size: Option<u32>,
+    /// Variables for every guest and the default host (WAGI's flags).
+    #[command(flatten)]
+    pub guest: GuestEnvFlags,
 }
 
 /// `serve`'s settings, resolved and checked before anything starts.
@@ -108,6 +113,14 @@ pub struct ServeSettings {
     pub trusted_proxies: TrustedProxies,
     /// How many per-client rate buckets are kept.
     pub rate_table_size: usize,
+    /// Module files the config names by path (WAGI, Spin).
+    pub module_files: Vec<ModuleFile>,
+    /// What the config file asks to be said once at start-up.
+    pub warnings: Vec<String>,
+    /// Variables every guest gets.
+    pub guest_env: Vec<(String, String)>,
+    /// The `Host` of requests that send none.
+    pub default_host: Option<http::HeaderValue>,
 }
 
 impl ServeCommand {
@@ -170,6 +183,10 @@ impl ServeCommand {
             rate_table_size: self
                 .rate_table_size
                 .map_or(server::DEFAULT_RATE_TABLE_SIZE, |n| n as usize),
+            module_files: config.module_files,
+            warnings: config.warnings,
+            guest_env: self.guest.env()?,
+            default_host: self.guest.default_host()?,
         })
     }
 
@@ -200,7 +217,21 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             &settings.limits,
         )),
     };
-    let (modules, failures) = load_modules(&sandbox, &settings.modules, options.clone()).await?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let (modules, mut failures) =
+        load_modules(&sandbox, &settings.modules, options.clone()).await?;
+    let (route_configs, file_failures) = module_files::load(
+        &sandbox,
+        &modules,
+        &settings.module_files,
+        &settings.routes,
+        &options,
+        &settings.limits,
+    )
+    .await;
+    failures.extend(file_failures);
     for failure in &failures {
         tracing::error!(module = %failure.module, "module skipped: {}", failure.reason);
     }
@@ -217,7 +248,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         &modules,
         &protected,
     );
-    let routes = routes::from_config(&settings.routes, &modules, &settings.limits, &protected)
+    let routes = routes::from_config(&route_configs, &modules, &settings.limits, &protected)
         .map_err(|route_problems| problems.extend(route_problems));
     anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let routes = routes.expect("no problems, so a route table");
@@ -265,6 +296,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     );
     state.trusted_proxies = settings.trusted_proxies.clone();
     state.rate_limiter = server::RateLimiter::new(settings.rate_table_size);
+    state.guest_env = settings.guest_env.clone();
+    state.default_host = settings.default_host.clone();
     let metrics_listener = match settings.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)

@@ -17,7 +17,7 @@ use crate::runtime::{ModuleCache, Sandbox};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SourceFlags {
     /// TOML config file: listen, modules, www, mode, [limits] and [[route]]
-    /// tables [default: none]
+    /// tables; or a WAGI modules.toml, or a Spin manifest [default: none]
     #[arg(long, env = "WASM_CGI_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder of .wasm modules [default: $INSTALL_DIR/www/cgi-bin/modules,

@@ -1,7 +1,8 @@
 //! The TOML config file (SPEC section 5): its schema, read with serde
 //! (`deny_unknown_fields`), and checked into values the server can use.
 //! Every problem is reported as one `FILE:LINE: what to fix` line, and all
-//! of them are reported at once.
+//! of them are reported at once. A WAGI `modules.toml` or a Spin manifest
+//! given instead is read into the same [`Config`] ([`Format`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,11 +20,19 @@ use crate::modules::is_module_file;
 use crate::proxies::TrustedProxies;
 use crate::runtime::{AllowedHosts, DirGrant, Initializer};
 
+pub mod compat;
+mod format;
 mod interpreter;
+mod module_ref;
+mod outbound_url;
 mod route_path;
+mod spin;
+mod wagi;
 
+pub use compat::RouteCompat;
+pub use format::Format;
 pub use interpreter::{InterpreterConfig, has_extension};
-pub use route_path::RoutePath;
+pub use route_path::{PathMatch, RoutePath};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -153,6 +162,25 @@ pub struct Config {
     pub limits: LimitOverrides,
     /// `[[route]]`, in order.
     pub routes: Vec<RouteConfig>,
+    /// Which format the file was in.
+    pub format: Format,
+    /// Module files named by path (WAGI, Spin), loaded besides the modules
+    /// folder's.
+    pub module_files: Vec<ModuleFile>,
+    /// What the server should say once at start-up (settings it takes as
+    /// written but that deserve a look).
+    pub warnings: Vec<String>,
+}
+
+/// A module file a WAGI or Spin file names by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleFile {
+    /// The name routes know it by: its real path (a `/` in it keeps it
+    /// apart from the modules folder's names, and out of
+    /// `/cgi-bin/wasm-run.cgi/`).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
 }
 
 /// A checked `[[route]]`.
@@ -192,6 +220,9 @@ pub struct RouteConfig {
     pub allowed_hosts: Arc<AllowedHosts>,
     /// `init`: how the route's module is pre-initialized, if the route says.
     pub init: Option<Initializer>,
+    /// For a route from a WAGI or Spin file: its argv template, variables
+    /// and sub-routes.
+    pub compat: Option<RouteCompat>,
 }
 
 /// Every problem found in a config file, one `FILE:LINE: message` each.
@@ -211,6 +242,21 @@ pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     found: Vec<String>,
+}
+
+impl<'a> Problems<'a> {
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        Self {
+            file,
+            text,
+            found: Vec::new(),
+        }
+    }
+}
+
+/// The folder relative paths in `file` are relative to.
+fn folder_of(file: &Path) -> PathBuf {
+    file.parent().map_or_else(PathBuf::new, Path::to_path_buf)
 }
 
 impl Problems<'_> {
@@ -314,11 +360,12 @@ impl Config {
     /// Checks `text` as the contents of `file`: the config as far as it
     /// makes sense (routes with a bad path left out), and every problem.
     fn check(file: &Path, text: &str) -> (Option<Config>, Vec<String>) {
-        let mut problems = Problems {
-            file,
-            text,
-            found: Vec::new(),
-        };
+        match Format::of(text) {
+            Format::Native => {}
+            Format::Wagi => return wagi::check(file, text),
+            Format::Spin(version) => return spin::check(file, text, version),
+        }
+        let mut problems = Problems::new(file, text);
         let raw: ConfigFile = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(error) => {
@@ -327,7 +374,7 @@ impl Config {
                 return (None, problems.found);
             }
         };
-        let base = file.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+        let base = folder_of(file);
         let resolve = |path: &Path| {
             if path.is_absolute() {
                 path.to_path_buf()
@@ -378,7 +425,7 @@ impl Config {
                     continue;
                 }
             };
-            if let Some(first) = routes.iter().find(|r| r.path == path) {
+            if let Some(first) = routes.iter().find(|r| r.path.same_shape(&path)) {
                 let message = format!(
                     "route {path} is defined twice (first at {})",
                     first.location
@@ -449,6 +496,7 @@ impl Config {
                 query_args: entry.query_args,
                 allowed_hosts: Arc::new(allowed_hosts),
                 init,
+                compat: None,
             });
         }
         problems
@@ -471,6 +519,7 @@ impl Config {
             trusted_proxies,
             limits: raw.limits,
             routes,
+            ..Config::default()
         };
         (Some(config), problems.found)
     }
@@ -571,7 +620,7 @@ max_memory = "16MiB"
             Some(std::time::Duration::from_secs(10))
         );
         let route = &config.routes[0];
-        assert_eq!(route.path, RoutePath::Prefix("/api".into()));
+        assert_eq!(route.path, RoutePath::parse("/api/...").unwrap());
         assert_eq!(route.entrypoint.as_deref(), Some("handle"));
         assert_eq!(route.env, [("LOG_LEVEL".to_owned(), "info".to_owned())]);
         assert!(route.pass_authorization);

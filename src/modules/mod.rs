@@ -3,6 +3,7 @@
 //! [`reload`]) or from the built-in examples. Requests take an `Arc` to the
 //! entry they run, so a module replaced meanwhile finishes them unchanged.
 
+mod files;
 mod init_plan;
 pub mod reload;
 

@@ -88,6 +88,33 @@ impl std::fmt::Display for World {
     }
 }
 
+/// The names a component imports and exports at its top level (not those of
+/// the components and modules inside it), read without compiling it:
+/// `wasi:http/incoming-handler@0.2.0`, `fermyon:spin/key-value@2.0.0`...
+pub fn component_interfaces(wasm: &[u8]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use wasmparser::{Parser, Payload};
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 1 => {
+                for import in section {
+                    imports.push(import?.name.name.to_owned());
+                }
+            }
+            Payload::ComponentExportSection(section) if depth == 1 => {
+                for export in section {
+                    exports.push(export?.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((imports, exports))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +140,21 @@ mod tests {
             .unwrap();
         assert_eq!(Kind::of_precompiled(&module), Some(Kind::Module));
         assert_eq!(Kind::of_precompiled(&component), Some(Kind::Component));
+    }
+
+    #[test]
+    fn a_components_own_imports_and_exports_are_listed() {
+        let component = wat::parse_str(
+            r#"(component
+                 (import "fermyon:spin/key-value@2.0.0" (instance))
+                 (component $inner (import "inner:only/x" (instance)))
+                 (instance $i)
+                 (export "wasi:http/incoming-handler@0.2.0" (instance $i)))"#,
+        )
+        .unwrap();
+        let (imports, exports) = component_interfaces(&component).unwrap();
+        assert_eq!(imports, ["fermyon:spin/key-value@2.0.0"]);
+        assert_eq!(exports, ["wasi:http/incoming-handler@0.2.0"]);
     }
 
     #[test]

@@ -53,7 +53,7 @@ mod slices;
 mod wasi_ctx;
 
 pub use cache::{CacheOutcome, Compiled, ModuleCache};
-pub use detect::{Kind, World};
+pub use detect::{HTTP_HANDLER, Kind, World, component_interfaces};
 pub use guest_body::{BodyError, GuestBody};
 pub use guest_run::{Data, Drained, Event, GuestRun};
 pub use http::{HandlerFailure, HandlerReply, HttpCall};

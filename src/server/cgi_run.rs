@@ -40,6 +40,7 @@ pub async fn serve(
     if let Ok(id) = HeaderValue::from_str(request_id) {
         parts.headers.insert(REQUEST_ID, id);
     }
+    state.default_host_for(&mut parts);
     let limits = endpoint.limits(state);
     let max_body = limits.max_body.0;
     // A body declared too large is refused before anything runs.
@@ -84,14 +85,18 @@ pub async fn serve(
         mode: endpoint.mode,
         head_only: parts.method == Method::HEAD,
     };
-    let mut invocation = endpoint.invocation(limits);
-    if endpoint.query_args() {
+    let mut invocation = endpoint.invocation(state, limits);
+    if let Some(argv) = endpoint.compat_argv(parts.uri.query().unwrap_or("")) {
+        invocation.args = argv;
+    } else if endpoint.query_args() {
         invocation
             .args
             .extend(search_words(parts.uri.query().unwrap_or("")));
     }
     let mut meta = cgi.meta_variables();
     meta.extend(endpoint.script_variables());
+    let compat = endpoint.compat_variables(&meta);
+    meta.extend(compat);
     // Route variables first; a meta-variable of the same name replaces one.
     invocation
         .env

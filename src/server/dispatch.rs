@@ -226,6 +226,11 @@ async fn dispatch(
             None => None,
         };
         let path_info = cgi_bin::path_info(found.rest)?;
+        let params = found
+            .params
+            .iter()
+            .map(|(name, raw)| Ok(((*name).to_owned(), cgi_bin::path_info(raw)?)))
+            .collect::<Result<_, HttpError>>()?;
         Endpoint::resolve(
             state,
             Some(found.route),
@@ -233,6 +238,7 @@ async fn dispatch(
             found.script_name.to_owned(),
             path_info,
         )?
+        .matched(params, found.rest)
     } else if let Some(target) = state
         .scripts
         .dir()

@@ -31,6 +31,10 @@ pub struct Endpoint<'a> {
     pub route: Option<&'a Route>,
     /// The script the program (its interpreter) runs, if it runs one.
     pub script: Option<Script<'a>>,
+    /// The route's parameters: names as written, values decoded.
+    pub params: Vec<(String, String)>,
+    /// The rest of the path after `SCRIPT_NAME`, still percent-encoded.
+    pub raw_path_info: String,
 }
 
 impl<'a> Endpoint<'a> {
@@ -65,7 +69,17 @@ impl<'a> Endpoint<'a> {
             mode,
             route,
             script,
+            params: Vec::new(),
+            raw_path_info: String::new(),
         })
+    }
+
+    /// The endpoint with what its route's pattern matched: the parameters
+    /// (decoded) and the rest of the path as sent.
+    pub fn matched(mut self, params: Vec<(String, String)>, raw_path_info: &str) -> Self {
+        self.params = params;
+        self.raw_path_info = raw_path_info.to_owned();
+        self
     }
 
     /// The endpoint for the module `name` of the folder, with the
@@ -84,6 +98,8 @@ impl<'a> Endpoint<'a> {
             mode: entry.mode.unwrap_or(state.mode),
             route: None,
             script: None,
+            params: Vec::new(),
+            raw_path_info: String::new(),
         })
     }
 
@@ -119,9 +135,10 @@ impl<'a> Endpoint<'a> {
     /// What every run of this endpoint gets: argv `[NAME, interpreter args
     /// (the script), route args...]`, the interpreter's then the route's
     /// environment and directories (a script's folder read-only first),
-    /// the route's entry point and allowed hosts, and the instance limits
-    /// of `limits`.
-    pub fn invocation(&self, limits: &Limits) -> Invocation {
+    /// then the server's `--env` (which wins over both) and the route's
+    /// parameters as `ROUTE_PARAM_NAME`, the route's entry point and
+    /// allowed hosts, and the instance limits of `limits`.
+    pub fn invocation(&self, state: &AppState, limits: &Limits) -> Invocation {
         let mut invocation = Invocation {
             args: vec![self.program.name().to_string()],
             limits: limits.run(),
@@ -147,7 +164,42 @@ impl<'a> Endpoint<'a> {
             invocation.entrypoint = config.entrypoint.clone();
             invocation.allowed_hosts = config.allowed_hosts.clone();
         }
+        let params = self.params.iter().map(|(name, value)| {
+            (
+                format!("ROUTE_PARAM_{}", name.to_ascii_uppercase()),
+                value.clone(),
+            )
+        });
+        for (name, value) in state.guest_env.iter().cloned().chain(params) {
+            invocation.env.retain(|(own, _)| *own != name);
+            invocation.env.push((name, value));
+        }
         invocation
+    }
+
+    /// The argv a route from a WAGI or Spin file gives, from its template;
+    /// `None` for every other endpoint.
+    pub fn compat_argv(&self, query: &str) -> Option<Vec<String>> {
+        let compat = self.route?.config.compat.as_ref()?;
+        Some(compat.argv.expand(&self.script_name, query))
+    }
+
+    /// The variables WAGI or Spin add for a route from their files (see
+    /// [`compat_vars`](super::compat_vars)), made from the request's `meta`.
+    pub fn compat_variables(&self, meta: &[(String, String)]) -> Vec<(String, String)> {
+        let Some(route) = self.route else {
+            return Vec::new();
+        };
+        let Some(compat) = &route.config.compat else {
+            return Vec::new();
+        };
+        let facts = super::compat_vars::RouteFacts {
+            matched_route: route.config.path.to_string(),
+            component_route: route.config.path.base(),
+            raw_path_info: &self.raw_path_info,
+            params: &self.params,
+        };
+        super::compat_vars::variables(compat.flavor, meta, &facts)
     }
 
     /// The meta-variables a script gets besides RFC 3875's: its guest path,

@@ -34,6 +34,7 @@ pub async fn serve(
     let fault = Arc::new(BodyFault::default());
     let body = has_body(&parts.headers, max_body)?.then_some(body);
     let body = StreamedBody::new(body, max_body, fault.clone());
+    state.default_host_for(&mut parts);
     // wasi:http needs an authority, as text: HTTP/1.0 clients may send no
     // Host, and a Host of raw bytes can't be one.
     match parts.headers.get(HOST) {
@@ -83,7 +84,7 @@ pub async fn serve(
     let head_only = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
 
-    let invocation = endpoint.invocation(limits);
+    let invocation = endpoint.invocation(state, limits);
     let program = &endpoint.program;
     let log = stderr_log(program.name(), request_id);
     let stdio = Stdio {

@@ -19,6 +19,7 @@ mod cgi_response;
 mod cgi_run;
 mod client_address;
 mod client_key;
+mod compat_vars;
 mod connection_limits;
 mod dispatch;
 mod drain;

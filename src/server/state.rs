@@ -55,6 +55,11 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// The per-client token buckets of every scope with a `rate`.
     pub rate_limiter: RateLimiter,
+    /// Variables every guest gets (`serve --env`, `--env-file`).
+    pub guest_env: Vec<(String, String)>,
+    /// The `Host` a request without one is taken to have
+    /// (`--default-host`, WAGI's), if set.
+    pub default_host: Option<http::HeaderValue>,
 }
 
 impl Connection {
@@ -101,6 +106,19 @@ impl AppState {
             metrics_on_main: true,
             trusted_proxies: TrustedProxies::default(),
             rate_limiter: RateLimiter::default(),
+            guest_env: Vec::new(),
+            default_host: None,
+        }
+    }
+
+    /// Gives a request that has no `Host` (an HTTP/1.0 client's) the
+    /// default host, if one is set, so its guest sees that name and port.
+    pub fn default_host_for(&self, parts: &mut http::request::Parts) {
+        if let Some(host) = &self.default_host
+            && parts.uri.authority().is_none()
+            && !parts.headers.contains_key(http::header::HOST)
+        {
+            parts.headers.insert(http::header::HOST, host.clone());
         }
     }
 }
