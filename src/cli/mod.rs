@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(serve::ServeCommand),
+    Serve(Box<serve::ServeCommand>),
     /// Run one module once from the shell, like `wasmtime run`.
     Run(run::RunCommand),
     /// Validate the config file and every module without serving.

@@ -432,7 +432,7 @@ mod tests {
         let mut argv = vec!["wasm-cgi", "serve"];
         argv.extend(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(command) => command,
+            Command::Serve(command) => *command,
             other => panic!("parsed as {other:?}"),
         }
     }
