@@ -273,6 +273,18 @@ impl Problems<'_> {
         self.found.push(format!("{location}: {message}"));
     }
 
+    /// Checks a table's `entrypoint`: it must name something.
+    pub(crate) fn check_entrypoint(&mut self, entrypoint: Option<&Spanned<String>>) {
+        if let Some(entrypoint) = entrypoint
+            && entrypoint.get_ref().is_empty()
+        {
+            self.add(
+                &entrypoint.span(),
+                "entrypoint must name an exported function",
+            );
+        }
+    }
+
     /// Checks a table's `env` names.
     pub(crate) fn check_env<'k>(
         &mut self,
@@ -462,14 +474,7 @@ impl Config {
                     continue;
                 }
             };
-            if let Some(entrypoint) = &entry.entrypoint
-                && entrypoint.get_ref().is_empty()
-            {
-                problems.add(
-                    &entrypoint.span(),
-                    "entrypoint must name an exported function",
-                );
-            }
+            problems.check_entrypoint(entry.entrypoint.as_ref());
             problems.check_env(&span, entry.env.keys());
             let dirs = problems.check_dirs(&entry.dirs, &resolve);
             let allowed_hosts = match &entry.allowed_hosts {

@@ -87,14 +87,7 @@ pub(super) fn check(file: &Path, text: &str) -> (Option<Config>, Vec<String>) {
         else {
             continue;
         };
-        if let Some(entrypoint) = &entry.entrypoint
-            && entrypoint.get_ref().is_empty()
-        {
-            problems.add(
-                &entrypoint.span(),
-                "entrypoint must name an exported function",
-            );
-        }
+        problems.check_entrypoint(entry.entrypoint.as_ref());
         let argv = match &entry.argv {
             None => ArgvTemplate::default(),
             Some(argv) => ArgvTemplate::parse(argv.get_ref()).unwrap_or_else(|message| {
