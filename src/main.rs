@@ -14,6 +14,14 @@ use wasm_cgi::Cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // A developer's RUST_BACKTRACE=1 would make every error value
+        // (each WASI errno a guest gets, each trap) capture a native
+        // backtrace on the request path; panics still print theirs.
+        // SAFETY: the first thing the process does: no other thread exists
+        // yet to read the environment.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     match cli.command.execute() {
         Ok(code) => code,

@@ -27,7 +27,7 @@ use crate::logging::{self, LogFormat};
 use crate::modules::reload;
 use crate::proxies::TrustedProxies;
 use crate::routes;
-use crate::runtime::{Sandbox, SandboxOptions};
+use crate::runtime::{Sandbox, SandboxOptions, Tiering};
 use crate::scripts::{self, Scripts};
 use crate::server::{
     self, AppState, ConnectionLimits, ConnectionSettings, Listeners, StaticFiles, TlsAcceptor,
@@ -77,6 +77,13 @@ pub struct ServeCommand {
     /// Per-client rate buckets kept (a fixed-size table). For tests.
     #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_table_size: Option<u32>,
+    /// Tiered compilation: `on` serves a new or changed module as soon as
+    /// Wasmtime's baseline compiler (Winch) has compiled it, and switches
+    /// to Cranelift's optimized code once that is compiled in the
+    /// background; `off` serves Cranelift's code only (a module is served
+    /// once optimized); `baseline` serves Winch's code only (for testing)
+    #[arg(long, env = "TIERING", value_enum, default_value_t)]
+    pub tiering: TieringFlag,
     /// Variables for every guest and the default host (WAGI's flags).
     #[command(flatten)]
     pub guest: GuestEnvFlags,
@@ -121,6 +128,30 @@ pub struct ServeSettings {
     pub guest_env: Vec<(String, String)>,
     /// The `Host` of requests that send none.
     pub default_host: Option<http::HeaderValue>,
+    /// Which compilers modules are compiled with.
+    pub tiering: Tiering,
+}
+
+/// `--tiering`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TieringFlag {
+    /// Cranelift only.
+    Off,
+    /// Winch first, then Cranelift in the background.
+    #[default]
+    On,
+    /// Winch only.
+    Baseline,
+}
+
+impl From<TieringFlag> for Tiering {
+    fn from(flag: TieringFlag) -> Self {
+        match flag {
+            TieringFlag::Off => Tiering::Off,
+            TieringFlag::On => Tiering::On,
+            TieringFlag::Baseline => Tiering::Baseline,
+        }
+    }
 }
 
 impl ServeCommand {
@@ -187,6 +218,7 @@ impl ServeCommand {
             warnings: config.warnings,
             guest_env: self.guest.env()?,
             default_host: self.guest.default_host()?,
+            tiering: self.tiering.into(),
         })
     }
 
@@ -208,6 +240,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         max_instances: Some(pool_size(&settings.limits, &settings.routes)),
         max_memory: max_memory(&settings.limits, &settings.routes),
         cache: settings.cache.cache(),
+        tiering: settings.tiering,
     })?;
     let options = crate::modules::LoadOptions {
         allow_precompiled: settings.cache.allow_precompiled,

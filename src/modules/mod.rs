@@ -188,17 +188,21 @@ impl ModuleRegistry {
 
 impl ModuleEntry {
     /// The load log line: `what` (`module loaded`, `module reloaded`...),
-    /// the load time, and how the module was pre-initialized, if it was.
+    /// the load time, the tier serving it (`winch` until Cranelift's code
+    /// replaces it, logged then as `module optimized`), and how the module
+    /// was pre-initialized, if it was.
     pub fn log_loaded(&self, name: &str, what: &str) {
         let load_ms = self.load_time.as_millis() as u64;
+        let tier = self.program.tier();
         match self.program.preinitialized() {
-            None => tracing::info!(module = %name, load_ms, "{what}"),
+            None => tracing::info!(module = %name, load_ms, %tier, "{what}"),
             Some(Preinitialized {
                 function,
                 init_time: Some(took),
             }) => tracing::info!(
                 module = %name,
                 load_ms,
+                %tier,
                 init = %function,
                 init_ms = took.as_millis() as u64,
                 "{what}, pre-initialized"
@@ -209,6 +213,7 @@ impl ModuleEntry {
             }) => tracing::info!(
                 module = %name,
                 load_ms,
+                %tier,
                 init = %function,
                 "{what}, pre-initialized snapshot from the cache"
             ),

@@ -1,6 +1,8 @@
-//! The compile cache: native code from Cranelift, kept on disk by the
-//! program's content hash and the engine's compatibility hash, so a restart
-//! or a reload of an unchanged module or component compiles nothing.
+//! The compile cache: native code from Cranelift (and from Winch, for the
+//! baseline tier), kept on disk by the program's content hash and the
+//! engine's compatibility hash (which differs between the two compilers), so
+//! a restart or a reload of an unchanged module or component compiles
+//! nothing.
 //!
 //! The cache holds native code, which is run as it is: whoever can write an
 //! entry the server loads escapes the sandbox. So the folder must belong to
@@ -148,6 +150,31 @@ impl ModuleCache {
         self.load_or_build(engine, wasm, "", || Ok(wasm.to_vec()))
     }
 
+    /// `engine`'s compiled program for `wasm` and `recipe` if the cache
+    /// holds a valid entry for it; compiles nothing.
+    pub(crate) fn lookup(&self, engine: &Engine, wasm: &[u8], recipe: &str) -> Option<Compiled> {
+        let disk = self.disk.as_ref()?;
+        let name = disk.entry_name(engine, wasm, recipe);
+        match disk.read_verified(&name) {
+            Ok(Some(cwasm)) => {
+                // SAFETY: the bytes were written by `load_or_build`, from the
+                // output of `Compiled::precompile` for an engine with the same
+                // compatibility hash and from the same wasm (both are in the
+                // keyed name), as their tag under our key proves; and these
+                // are the very bytes that were checked.
+                match unsafe { Compiled::deserialize(engine, &cwasm) } {
+                    Ok(compiled) => return Some(compiled),
+                    Err(error) => {
+                        tracing::warn!("ignoring unusable cache entry {name}: {error}");
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!("ignoring cache entry {name}: {error:#}"),
+        }
+        None
+    }
+
     /// The compiled program that `build` makes from `wasm` following
     /// `recipe` (for example a pre-initialized snapshot): from the cache if
     /// an entry for this `wasm` and `recipe` is there, so `build` does not
@@ -163,24 +190,10 @@ impl ModuleCache {
         let Some(disk) = &self.disk else {
             return Ok((Compiled::new(engine, &build()?)?, CacheOutcome::Compiled));
         };
-        let name = disk.entry_name(engine, wasm, recipe);
-        match disk.read_verified(&name) {
-            Ok(Some(cwasm)) => {
-                // SAFETY: the bytes were written by `store` below, from the
-                // output of `Compiled::precompile` for an engine with the same
-                // compatibility hash and from the same wasm (both are in the
-                // keyed name), as their tag under our key proves; and these
-                // are the very bytes that were checked.
-                match unsafe { Compiled::deserialize(engine, &cwasm) } {
-                    Ok(module) => return Ok((module, CacheOutcome::Hit)),
-                    Err(error) => {
-                        tracing::warn!("ignoring unusable cache entry {name}: {error}");
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(error) => tracing::warn!("ignoring cache entry {name}: {error:#}"),
+        if let Some(compiled) = self.lookup(engine, wasm, recipe) {
+            return Ok((compiled, CacheOutcome::Hit));
         }
+        let name = disk.entry_name(engine, wasm, recipe);
         let cwasm = Compiled::precompile(engine, &build()?)?;
         if let Err(error) = disk.store(&name, &cwasm) {
             tracing::warn!("cannot write cache entry {name}: {error:#}");

@@ -1,4 +1,4 @@
-//! The epoch ticker: a thread that advances the engine's epoch at a fixed
+//! The epoch ticker: a thread that advances the engines' epochs at a fixed
 //! interval, so running guests reach their yield points and deadlines.
 
 use std::sync::Arc;
@@ -12,18 +12,18 @@ use wasmtime::Engine;
 /// yields its tokio worker to other tasks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Advances the epoch until dropped. Holds only a weak reference to the
-/// engine, so it never keeps one alive.
+/// Advances the epochs until dropped. Holds only weak references to the
+/// engines, so it never keeps one alive.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    /// Starts ticking `engine` every [`EPOCH_TICK`].
-    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+    /// Starts ticking `engines` every [`EPOCH_TICK`].
+    pub fn start(engines: &[&Engine]) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let weak = engine.weak();
+        let weak: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
         let thread = std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn({
@@ -31,9 +31,13 @@ impl EpochTicker {
                 move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
-                        match weak.upgrade() {
-                            Some(engine) => engine.increment_epoch(),
-                            None => break,
+                        let mut alive = false;
+                        for engine in weak.iter().filter_map(|weak| weak.upgrade()) {
+                            engine.increment_epoch();
+                            alive = true;
+                        }
+                        if !alive {
+                            break;
                         }
                     }
                 }

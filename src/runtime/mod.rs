@@ -50,6 +50,7 @@ mod printable;
 mod program;
 mod sandbox;
 mod slices;
+mod tiers;
 mod wasi_ctx;
 
 pub use cache::{CacheOutcome, Compiled, ModuleCache};
@@ -65,3 +66,4 @@ pub use output::{OutputReceiver, OutputSender, StderrLog, output_channel};
 pub use preinit::{INIT_EXPORTS, InitOptions, Initializer, Preinitialized};
 pub use program::{COMMAND_ENTRY, Captured, Program, ProgramKind};
 pub use sandbox::{Sandbox, SandboxOptions};
+pub use tiers::{Tier, Tiering};

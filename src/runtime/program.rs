@@ -4,8 +4,8 @@
 //! `wasi:http/proxy` component; the first two run as commands, the last
 //! answers HTTP requests.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,6 +30,7 @@ use super::limits::RunLimits;
 use super::output::{OutputReceiver, output_channel};
 use super::preinit::Preinitialized;
 use super::slices::{LaneHandle, LongLane};
+use super::tiers::Tier;
 use super::wasi_ctx::wasi_builder;
 
 /// The entry point of a WASI command.
@@ -77,13 +78,28 @@ pub(crate) enum Linked {
     Proxy(ProxyPre<ComponentHost>),
 }
 
+/// A program's code of one tier: the engine that compiled it, linked.
+pub(crate) struct Code {
+    /// The engine of the tier's compiler: stores are made from it.
+    pub(crate) engine: Engine,
+    /// The program, linked.
+    pub(crate) linked: Linked,
+    /// Which compiler made it.
+    pub(crate) tier: Tier,
+}
+
+/// Where a program's current code is kept: the optimizer replaces it when
+/// the optimized tier is ready (see [`CodeSlot`]).
+type CodeCell = RwLock<Arc<Code>>;
+
 /// A program compiled once and linked once; every run only instantiates it.
 /// Cheap to share: runs in flight keep their `Arc`, so a replaced program
-/// finishes its requests on the version they started with.
+/// finishes its requests on the version they started with. Each run takes
+/// the code current when it starts: when the optimized tier replaces the
+/// baseline, runs in flight finish on the code they started with.
 pub struct Program {
     name: Arc<str>,
-    engine: Engine,
-    linked: Linked,
+    code: Arc<CodeCell>,
     fuel_metering: bool,
     lane: LongLane,
     preinitialized: Option<Preinitialized>,
@@ -101,17 +117,10 @@ pub struct Captured {
 }
 
 impl Program {
-    pub(crate) fn new(
-        name: &str,
-        engine: Engine,
-        linked: Linked,
-        fuel_metering: bool,
-        lane: LongLane,
-    ) -> Self {
+    pub(crate) fn new(name: &str, code: Code, fuel_metering: bool, lane: LongLane) -> Self {
         Self {
             name: name.into(),
-            engine,
-            linked,
+            code: Arc::new(RwLock::new(Arc::new(code))),
             fuel_metering,
             lane,
             preinitialized: None,
@@ -122,6 +131,26 @@ impl Program {
     pub(crate) fn with_preinitialized(mut self, preinitialized: Option<Preinitialized>) -> Self {
         self.preinitialized = preinitialized;
         self
+    }
+
+    /// The code runs take now.
+    fn code(&self) -> Arc<Code> {
+        self.code
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Which tier's code new runs take: [`Tier::Baseline`] until the
+    /// optimized code replaces it.
+    pub fn tier(&self) -> Tier {
+        self.code().tier
+    }
+
+    /// The handle the optimizer replaces the code through, which does not
+    /// keep the program alive.
+    pub(crate) fn code_slot(&self) -> CodeSlot {
+        CodeSlot(Arc::downgrade(&self.code))
     }
 
     /// Whether (and how) the program was pre-initialized at load: its
@@ -137,7 +166,7 @@ impl Program {
 
     /// What the program is: a module, a command component or a handler.
     pub fn kind(&self) -> ProgramKind {
-        match self.linked {
+        match self.code().linked {
             Linked::Module(_) => ProgramKind::Module,
             Linked::Command(_) => ProgramKind::Command,
             Linked::Proxy(_) => ProgramKind::Proxy,
@@ -147,7 +176,8 @@ impl Program {
     /// Whether the program is a core module exporting a function `name`
     /// taking and returning nothing. Components have no such entry points.
     pub fn has_entrypoint(&self, name: &str) -> bool {
-        let Linked::Module(pre) = &self.linked else {
+        let code = self.code();
+        let Linked::Module(pre) = &code.linked else {
             return false;
         };
         matches!(
@@ -169,12 +199,13 @@ impl Program {
         self.check_limits(&limits)?;
         let (meter, limiter) = self.meter(&limits);
         let mut builder = wasi_builder(&invocation, stdio)?;
-        match &self.linked {
+        let code = self.code();
+        match &code.linked {
             Linked::Module(pre) => {
                 let mut wasi = builder.build_p1();
                 wasi.ctx().table.set_max_capacity(MAX_OPEN_FILES);
                 let host = Host { wasi, limiter };
-                let (mut store, lane) = self.store(host, &limits)?;
+                let (mut store, lane) = self.store(&code.engine, host, &limits)?;
                 let pre = pre.clone();
                 let entry = invocation
                     .entrypoint
@@ -191,7 +222,7 @@ impl Program {
                     );
                 }
                 let host = component_host(builder, limiter, &invocation);
-                let (mut store, lane) = self.store(host, &limits)?;
+                let (mut store, lane) = self.store(&code.engine, host, &limits)?;
                 let pre = pre.clone();
                 Ok(Instance::new(meter.measure(limits, lane, async move {
                     let result = call_command(&pre, &mut store).await;
@@ -267,7 +298,8 @@ impl Program {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let Linked::Proxy(pre) = &self.linked else {
+        let code = self.code();
+        let Linked::Proxy(pre) = &code.linked else {
             anyhow::bail!("{} is not a wasi:http handler", self.name);
         };
         let scheme = match request.uri().scheme_str() {
@@ -279,7 +311,7 @@ impl Program {
         let (meter, limiter) = self.meter(&limits);
         let builder = wasi_builder(&invocation, stdio)?;
         let host = component_host(builder, limiter, &invocation);
-        let (mut store, lane) = self.store(host, &limits)?;
+        let (mut store, lane) = self.store(&code.engine, host, &limits)?;
         let (sender, response) = oneshot::channel();
         let (request, outparam) = {
             let mut http = store.data_mut().http();
@@ -321,10 +353,11 @@ impl Program {
     /// the fuel budget when fuel is metered.
     fn store<T: Limited>(
         &self,
+        engine: &Engine,
         data: T,
         limits: &RunLimits,
     ) -> anyhow::Result<(Store<T>, LaneHandle)> {
-        let mut store = Store::new(&self.engine, data);
+        let mut store = Store::new(engine, data);
         store.limiter(|data| data.limiter());
         store.set_epoch_deadline(1);
         let (mut slicer, lane) = self.lane.slicer();
@@ -345,6 +378,29 @@ impl Program {
             peak,
         };
         (meter, limiter)
+    }
+}
+
+/// Replaces a program's code with another tier's, if the program is still
+/// alive.
+pub(crate) struct CodeSlot(Weak<CodeCell>);
+
+impl CodeSlot {
+    /// Whether the program is still loaded (someone holds it).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Makes `code` the program's code for the runs that start from now on;
+    /// `false` if the program is gone.
+    pub(crate) fn replace(&self, code: Code) -> bool {
+        let Some(cell) = self.0.upgrade() else {
+            return false;
+        };
+        *cell
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(code);
+        true
     }
 }
 

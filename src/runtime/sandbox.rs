@@ -1,7 +1,8 @@
-//! The sandbox: one Wasmtime engine tuned for many short-lived
-//! instances, the linkers (WASI preview 1 for modules; preview 2 and
-//! wasi:http for components), the compile cache and the epoch ticker. Built
-//! once at start-up.
+//! The sandbox: Wasmtime engines tuned for many short-lived instances
+//! (Cranelift's, and Winch's when compilation is tiered, see `tiers`), the
+//! linkers (WASI preview 1 for modules; preview 2 and wasi:http for
+//! components), the compile cache, the optimizer and the epoch ticker.
+//! Built once at start-up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use anyhow::Context as _;
 use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
+    Strategy,
 };
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -19,9 +21,11 @@ use super::cache::{CacheOutcome, Compiled, ModuleCache};
 use super::detect::{CLI_RUN, HTTP_HANDLER, World};
 use super::epoch::EpochTicker;
 use super::host::{ComponentHost, Host};
+use super::limits::RunLimits;
 use super::preinit::{InitOptions, Preinitialized, Preinitializer, SNAPSHOT_RECIPE};
-use super::program::{COMMAND_ENTRY, Linked, Program};
+use super::program::{COMMAND_ENTRY, Code, Linked, Program};
 use super::slices::LongLane;
+use super::tiers::{Optimizer, Tier, Tiering};
 
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct SandboxOptions {
     pub max_memory: u64,
     /// Where compiled modules are kept.
     pub cache: ModuleCache,
+    /// Which compilers programs are compiled with (see [`Tiering`]).
+    pub tiering: Tiering,
 }
 
 impl Default for SandboxOptions {
@@ -43,29 +49,27 @@ impl Default for SandboxOptions {
         Self {
             fuel_metering: false,
             max_instances: None,
-            max_memory: super::limits::RunLimits::default().max_memory,
+            max_memory: RunLimits::default().max_memory,
             cache: ModuleCache::in_memory(),
+            tiering: Tiering::Off,
         }
     }
 }
 
-/// The engine, the linkers, the cache and the epoch ticker. Cheap to clone.
+/// One compiler's engine and the linkers made for it (a program compiled by
+/// an engine is linked and instantiated by that engine only).
 #[derive(Clone)]
-pub struct Sandbox {
+struct Compiler {
     engine: Engine,
     linker: Arc<Linker<Host>>,
     component_linker: Arc<ComponentLinker<ComponentHost>>,
-    options: Arc<SandboxOptions>,
-    compilations: Arc<AtomicU64>,
-    preinitializer: Preinitializer,
-    lane: LongLane,
-    _ticker: Arc<EpochTicker>,
+    tier: Tier,
 }
 
-impl Sandbox {
-    /// Builds the engine and the linkers.
-    pub fn new(options: SandboxOptions) -> anyhow::Result<Self> {
-        let engine = build_engine(&options)?;
+impl Compiler {
+    /// The engine of `tier` with `options`, and WASI's linkers for it.
+    fn new(options: &SandboxOptions, tier: Tier) -> anyhow::Result<Self> {
+        let engine = build_engine(options, tier)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
         // All of WASI preview 2 for both worlds, as `wasmtime serve` does:
@@ -73,28 +77,70 @@ impl Sandbox {
         let mut component_linker = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)?;
-        let preinitializer = Preinitializer::new(
-            &engine,
-            linker.clone(),
-            component_linker.clone(),
-            options.fuel_metering,
-        )?;
-        let ticker = EpochTicker::start(&engine).context("failed to start the epoch ticker")?;
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             component_linker: Arc::new(component_linker),
+            tier,
+        })
+    }
+}
+
+/// The engines, the linkers, the cache, the optimizer and the epoch ticker.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    optimized: Compiler,
+    /// Winch's engine, when tiering is on (or baseline only).
+    baseline: Option<Compiler>,
+    options: Arc<SandboxOptions>,
+    compilations: Arc<AtomicU64>,
+    preinitializer: Preinitializer,
+    /// Compiles the optimized tier in the background (tiering on).
+    optimizer: Option<Optimizer>,
+    lane: LongLane,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Sandbox {
+    /// Builds the engines and the linkers.
+    pub fn new(options: SandboxOptions) -> anyhow::Result<Self> {
+        let optimized = Compiler::new(&options, Tier::Optimized)?;
+        let baseline = match options.tiering {
+            Tiering::Off => None,
+            Tiering::On | Tiering::Baseline => Some(Compiler::new(&options, Tier::Baseline)?),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let optimizer = match options.tiering {
+            Tiering::On => Some(Optimizer::for_cores(cores)?),
+            Tiering::Off | Tiering::Baseline => None,
+        };
+        let preinitializer = Preinitializer::new(
+            &optimized.engine,
+            (*optimized.linker).clone(),
+            (*optimized.component_linker).clone(),
+            options.fuel_metering,
+        )?;
+        let engines: Vec<&Engine> = std::iter::once(&optimized.engine)
+            .chain(baseline.as_ref().map(|baseline| &baseline.engine))
+            .collect();
+        let ticker = EpochTicker::start(&engines).context("failed to start the epoch ticker")?;
+        Ok(Self {
+            optimized,
+            baseline,
             options: Arc::new(options),
             compilations: Arc::default(),
             preinitializer,
-            lane: LongLane::new(std::thread::available_parallelism().map_or(1, usize::from)),
+            optimizer,
+            lane: LongLane::new(cores),
             _ticker: Arc::new(ticker),
         })
     }
 
-    /// The underlying Wasmtime engine.
+    /// The Wasmtime engine of the optimized tier (Cranelift's): the one
+    /// `.cwasm` artifacts are made for.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.optimized.engine
     }
 
     /// The compile cache.
@@ -102,9 +148,15 @@ impl Sandbox {
         &self.options.cache
     }
 
-    /// How many programs this runtime has compiled with Cranelift (cache hits
-    /// don't count). Compilation only happens when programs are loaded,
-    /// never on the request path.
+    /// Which compilers programs are compiled with.
+    pub fn tiering(&self) -> Tiering {
+        self.options.tiering
+    }
+
+    /// How many programs this runtime has compiled, of either tier (cache
+    /// hits don't count). Compilation only happens when programs are
+    /// loaded (and in the background, for the optimized tier), never on the
+    /// request path.
     pub fn compilations(&self) -> u64 {
         self.compilations.load(Ordering::Relaxed)
     }
@@ -128,6 +180,10 @@ impl Sandbox {
     /// and instantiated per request. An initializer that fails (traps,
     /// runs past its limits, calls what a snapshot cannot keep) fails the
     /// load: the program is never served half-initialized.
+    ///
+    /// With [`Tiering::On`], the program returned runs Winch's code (unless
+    /// Cranelift's is in the cache, or Winch cannot compile it), and the
+    /// optimized code replaces it in the background ([`Program::tier`]).
     pub fn load_with(
         &self,
         name: &str,
@@ -135,29 +191,138 @@ impl Sandbox {
         init: &InitOptions,
     ) -> anyhow::Result<Program> {
         let started = Instant::now();
-        let function = init.initializer.resolve(wasm)?;
-        let (compiled, outcome) = match &function {
-            None => self.options.cache.load_or_compile(&self.engine, wasm)?,
-            Some(function) => self.options.cache.load_or_build(
-                &self.engine,
-                wasm,
-                &snapshot_recipe(function),
-                || {
-                    self.preinitializer
-                        .snapshot(name, wasm, function, &init.limits)
-                },
-            )?,
+        let mut source = Source {
+            name: name.into(),
+            wasm: wasm.into(),
+            function: init.initializer.resolve(wasm)?,
+            limits: init.limits,
+            snapshot: None,
         };
-        if outcome == CacheOutcome::Compiled {
-            self.compilations.fetch_add(1, Ordering::Relaxed);
-        }
-        let preinitialized = function.map(|function| Preinitialized {
+        let recipe = source.recipe();
+        // With tiering on, a warm cache gives the optimized code at once.
+        let warm = match (&self.baseline, self.options.tiering) {
+            (Some(_), Tiering::On) => {
+                self.options
+                    .cache
+                    .lookup(&self.optimized.engine, wasm, &recipe)
+            }
+            _ => None,
+        };
+        let (compiled, outcome, tier) = if let Some(compiled) = warm {
+            (compiled, CacheOutcome::Hit, Tier::Optimized)
+        } else if let Some(baseline) = &self.baseline {
+            match self.compile(baseline, &mut source, &recipe) {
+                Ok((compiled, outcome)) => (compiled, outcome, Tier::Baseline),
+                Err(Refusal::Build(error)) => return Err(error),
+                Err(Refusal::Compile(error)) => {
+                    tracing::info!(
+                        module = %name,
+                        "Winch cannot compile it ({}): compiling with Cranelift",
+                        first_line(&error)
+                    );
+                    let (compiled, outcome) = self
+                        .compile(&self.optimized, &mut source, &recipe)
+                        .map_err(Refusal::into_error)?;
+                    (compiled, outcome, Tier::Optimized)
+                }
+            }
+        } else {
+            let (compiled, outcome) = self
+                .compile(&self.optimized, &mut source, &recipe)
+                .map_err(Refusal::into_error)?;
+            (compiled, outcome, Tier::Optimized)
+        };
+        let compiler = match tier {
+            Tier::Optimized => &self.optimized,
+            Tier::Baseline => self.baseline.as_ref().expect("a baseline tier compiled it"),
+        };
+        let preinitialized = source.function.clone().map(|function| Preinitialized {
             function,
             init_time: (outcome == CacheOutcome::Compiled).then(|| started.elapsed()),
         });
-        Ok(self
-            .link(name, &compiled)?
-            .with_preinitialized(preinitialized))
+        let program = Program::new(
+            name,
+            self.link(compiler, &compiled)?,
+            self.options.fuel_metering,
+            self.lane.clone(),
+        )
+        .with_preinitialized(preinitialized);
+        if tier == Tier::Baseline
+            && let Some(optimizer) = &self.optimizer
+        {
+            self.optimize_later(optimizer, &program, source, recipe);
+        }
+        Ok(program)
+    }
+
+    /// Compiles `source` (or takes it from the cache) with `compiler`.
+    fn compile(
+        &self,
+        compiler: &Compiler,
+        source: &mut Source,
+        recipe: &str,
+    ) -> Result<(Compiled, CacheOutcome), Refusal> {
+        let mut build_error = None;
+        let wasm = source.wasm.clone();
+        let compiled = self
+            .options
+            .cache
+            .load_or_build(&compiler.engine, &wasm, recipe, || {
+                source.bytes(&self.preinitializer).map_err(|error| {
+                    build_error = Some(format!("{error:#}"));
+                    error
+                })
+            });
+        match compiled {
+            Ok((compiled, outcome)) => {
+                if outcome == CacheOutcome::Compiled {
+                    self.compilations.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((compiled, outcome))
+            }
+            Err(error) if build_error.is_some() => Err(Refusal::Build(error)),
+            Err(error) => Err(Refusal::Compile(error)),
+        }
+    }
+
+    /// Queues the optimized compile of `program` on the optimizer: when it
+    /// is done, new runs of the program take Cranelift's code. Skipped if
+    /// the program is gone (replaced or removed) by then.
+    fn optimize_later(
+        &self,
+        optimizer: &Optimizer,
+        program: &Program,
+        mut source: Source,
+        recipe: String,
+    ) {
+        let sandbox = self.clone();
+        let slot = program.code_slot();
+        optimizer.submit(move || {
+            if !slot.is_alive() {
+                return;
+            }
+            let started = Instant::now();
+            let optimized = sandbox
+                .compile(&sandbox.optimized, &mut source, &recipe)
+                .map_err(Refusal::into_error)
+                .and_then(|(compiled, _)| sandbox.link(&sandbox.optimized, &compiled));
+            match optimized {
+                Ok(code) => {
+                    if slot.replace(code) {
+                        tracing::info!(
+                            module = %source.name,
+                            tier = %Tier::Optimized,
+                            compile_ms = started.elapsed().as_millis() as u64,
+                            "module optimized"
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    module = %source.name,
+                    "cannot compile the optimized tier, serving Winch's code: {error:#}"
+                ),
+            }
+        });
     }
 
     /// The pre-initialized snapshot of `wasm` as `init` says (a portable
@@ -179,7 +344,7 @@ impl Sandbox {
     }
 
     /// Loads a module or component precompiled by `wasm-cgi compile` (a
-    /// `.cwasm`).
+    /// `.cwasm`, Cranelift's code).
     ///
     /// # Safety
     /// The bytes are native code run as they are: they must come from a
@@ -187,8 +352,13 @@ impl Sandbox {
     pub unsafe fn load_precompiled(&self, name: &str, cwasm: &[u8]) -> anyhow::Result<Program> {
         // SAFETY: the caller vouches for the bytes; Wasmtime still refuses
         // artifacts from another version or configuration.
-        let compiled = unsafe { Compiled::deserialize(&self.engine, cwasm) }?;
-        self.link(name, &compiled)
+        let compiled = unsafe { Compiled::deserialize(&self.optimized.engine, cwasm) }?;
+        Ok(Program::new(
+            name,
+            self.link(&self.optimized, &compiled)?,
+            self.options.fuel_metering,
+            self.lane.clone(),
+        ))
     }
 
     /// Compiles `wasm` (a module or a component) to a `.cwasm` artifact this
@@ -198,60 +368,114 @@ impl Sandbox {
         let snapshot = self.snapshot("precompiled", wasm, init)?;
         let wasm = snapshot.as_ref().map_or(wasm, |(_, snapshot)| snapshot);
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        Compiled::precompile(&self.engine, wasm)
+        Compiled::precompile(&self.optimized.engine, wasm)
     }
 
-    fn link(&self, name: &str, compiled: &Compiled) -> anyhow::Result<Program> {
+    fn link(&self, compiler: &Compiler, compiled: &Compiled) -> anyhow::Result<Code> {
         let linked = match compiled {
-            Compiled::Module(module) => self.link_module(module)?,
-            Compiled::Component(component) => self.link_component(component)?,
+            Compiled::Module(module) => link_module(compiler, module)?,
+            Compiled::Component(component) => link_component(compiler, component)?,
         };
-        Ok(Program::new(
-            name,
-            self.engine.clone(),
+        Ok(Code {
+            engine: compiler.engine.clone(),
             linked,
-            self.options.fuel_metering,
-            self.lane.clone(),
-        ))
+            tier: compiler.tier,
+        })
     }
+}
 
-    fn link_module(&self, module: &Module) -> anyhow::Result<Linked> {
-        let is_command = matches!(
-            module.get_export(COMMAND_ENTRY),
-            Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0
+fn link_module(compiler: &Compiler, module: &Module) -> anyhow::Result<Linked> {
+    let is_command = matches!(
+        module.get_export(COMMAND_ENTRY),
+        Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0
+    );
+    anyhow::ensure!(
+        is_command,
+        "not a WASI command: it exports no `{COMMAND_ENTRY}` function"
+    );
+    let pre = compiler.linker.instantiate_pre(module)?;
+    Ok(Linked::Module(pre))
+}
+
+fn link_component(compiler: &Compiler, component: &Component) -> anyhow::Result<Linked> {
+    // What would fail every instantiation from the pool fails the load.
+    if let Some(needs) = component.resources_required() {
+        anyhow::ensure!(
+            needs.num_memories <= MEMORIES_PER_SLOT,
+            "the component has {} linear memories; at most {MEMORIES_PER_SLOT} are allowed",
+            needs.num_memories
         );
         anyhow::ensure!(
-            is_command,
-            "not a WASI command: it exports no `{COMMAND_ENTRY}` function"
+            needs.num_tables <= TABLES_PER_SLOT,
+            "the component has {} tables; at most {TABLES_PER_SLOT} are allowed",
+            needs.num_tables
         );
-        let pre = self.linker.instantiate_pre(module)?;
-        Ok(Linked::Module(pre))
+    }
+    let world = World::of(&compiler.engine, component).with_context(|| {
+        format!(
+            "a component that is neither a command nor a wasi:http handler: it exports no `{CLI_RUN}x` or `{HTTP_HANDLER}x` instance"
+        )
+    })?;
+    let pre = compiler.component_linker.instantiate_pre(component)?;
+    Ok(match world {
+        World::Command => Linked::Command(CommandPre::new(pre)?),
+        World::Proxy => Linked::Proxy(ProxyPre::new(pre)?),
+    })
+}
+
+/// Why a compile failed: making the bytes to compile (the initializer) or
+/// compiling them.
+enum Refusal {
+    Build(anyhow::Error),
+    Compile(anyhow::Error),
+}
+
+impl Refusal {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Refusal::Build(error) | Refusal::Compile(error) => error,
+        }
+    }
+}
+
+/// The first line of an error's message, for a one-line log.
+fn first_line(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// What a program is compiled from: its bytes, and the snapshot of its
+/// initializer once taken (at most once per load, whichever tier needs it
+/// first; the optimizer keeps it until its turn).
+struct Source {
+    name: Arc<str>,
+    wasm: Arc<[u8]>,
+    function: Option<String>,
+    limits: RunLimits,
+    snapshot: Option<Arc<[u8]>>,
+}
+
+impl Source {
+    /// The cache recipe of what is compiled: `wasm` itself, or its snapshot.
+    fn recipe(&self) -> String {
+        self.function
+            .as_deref()
+            .map_or_else(String::new, snapshot_recipe)
     }
 
-    fn link_component(&self, component: &Component) -> anyhow::Result<Linked> {
-        // What would fail every instantiation from the pool fails the load.
-        if let Some(needs) = component.resources_required() {
-            anyhow::ensure!(
-                needs.num_memories <= MEMORIES_PER_SLOT,
-                "the component has {} linear memories; at most {MEMORIES_PER_SLOT} are allowed",
-                needs.num_memories
-            );
-            anyhow::ensure!(
-                needs.num_tables <= TABLES_PER_SLOT,
-                "the component has {} tables; at most {TABLES_PER_SLOT} are allowed",
-                needs.num_tables
-            );
+    /// The bytes to compile: `wasm`, or its snapshot, taken now if not yet.
+    fn bytes(&mut self, preinitializer: &Preinitializer) -> anyhow::Result<Vec<u8>> {
+        let Some(function) = &self.function else {
+            return Ok(self.wasm.to_vec());
+        };
+        if let Some(snapshot) = &self.snapshot {
+            return Ok(snapshot.to_vec());
         }
-        let world = World::of(&self.engine, component).with_context(|| {
-            format!(
-                "a component that is neither a command nor a wasi:http handler: it exports no `{CLI_RUN}x` or `{HTTP_HANDLER}x` instance"
-            )
-        })?;
-        let pre = self.component_linker.instantiate_pre(component)?;
-        Ok(match world {
-            World::Command => Linked::Command(CommandPre::new(pre)?),
-            World::Proxy => Linked::Proxy(ProxyPre::new(pre)?),
-        })
+        let snapshot: Arc<[u8]> = preinitializer
+            .snapshot(&self.name, &self.wasm, function, &self.limits)?
+            .into();
+        self.snapshot = Some(snapshot.clone());
+        Ok(snapshot.to_vec())
     }
 }
 
@@ -282,8 +506,15 @@ const TABLES_PER_SLOT: u32 = 8;
 /// The engine: epoch interruption for deadlines and yields, fuel only when
 /// asked, and the pooling allocator (slots reserved up front, copy-on-write
 /// memory images) when the address space allows, else on-demand allocation.
-fn build_engine(options: &SandboxOptions) -> anyhow::Result<Engine> {
+///
+/// The two tiers' engines are alike but for the compiler, each with a pool
+/// of its own (a request takes a slot in the pool of the code it runs).
+fn build_engine(options: &SandboxOptions, tier: Tier) -> anyhow::Result<Engine> {
     let mut config = Config::new();
+    config.strategy(match tier {
+        Tier::Baseline => Strategy::Winch,
+        Tier::Optimized => Strategy::Cranelift,
+    });
     config.epoch_interruption(true);
     config.consume_fuel(options.fuel_metering);
     let Some(instances) = options.max_instances else {

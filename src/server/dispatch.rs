@@ -316,6 +316,11 @@ async fn run(
 
 /// `GET /metrics`: the Prometheus text exposition.
 fn metrics_response(state: &AppState) -> Response<ResponseBody> {
+    for name in state.modules.names() {
+        if let Some(entry) = state.modules.get(&name) {
+            state.metrics.module_tier(&name, entry.program.tier());
+        }
+    }
     let limiter = &state.rate_limiter;
     state
         .metrics

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::runtime::Exit;
+use crate::runtime::{Exit, Tier};
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -41,6 +41,15 @@ pub struct FailureLabels {
     pub module: String,
     /// `exit`, `trap`, `memory`, `fuel` or `timeout`.
     pub kind: String,
+}
+
+/// Labels of the tier a module's code is of.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    /// The module's file name.
+    pub module: String,
+    /// `winch` (baseline) or `cranelift` (optimized).
+    pub tier: &'static str,
 }
 
 /// Why a connection was closed as soon as it was accepted.
@@ -71,6 +80,7 @@ pub struct Metrics {
     timeouts: Counter,
     failures: Family<FailureLabels, Counter>,
     compile_seconds: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
+    tiers: Family<TierLabels, Gauge>,
     fuel: Family<ModuleLabel, Counter>,
     compilations: Gauge,
     rate_limited: Family<RouteLabel, Counter>,
@@ -104,6 +114,7 @@ impl Metrics {
             timeouts: Counter::default(),
             failures: Family::default(),
             compile_seconds: Family::default(),
+            tiers: Family::default(),
             fuel: Family::default(),
             compilations: Gauge::default(),
             rate_limited: Family::default(),
@@ -161,6 +172,11 @@ impl Metrics {
             "module_compile_seconds",
             "How long each module took to load (compile and link)",
             metrics.compile_seconds.clone(),
+        );
+        registry.register(
+            "module_tier",
+            "The compiler whose code each module's new instances run: 1 for the tier serving now (winch until cranelift's code is ready)",
+            metrics.tiers.clone(),
         );
         registry.register(
             "fuel_consumed",
@@ -270,6 +286,19 @@ impl Metrics {
         self.compile_seconds.get_or_create(&labels).set(seconds);
     }
 
+    /// Sets which tier serves `module` now, read at scrape time.
+    pub fn module_tier(&self, module: &str, tier: Tier) {
+        for each in [Tier::Baseline, Tier::Optimized] {
+            let labels = TierLabels {
+                module: module.to_owned(),
+                tier: each.compiler(),
+            };
+            self.tiers
+                .get_or_create(&labels)
+                .set(i64::from(each == tier));
+        }
+    }
+
     /// Counts a request refused because its client was over its rate in
     /// the scope `route`.
     pub fn rate_limited(&self, route: &str) {
@@ -316,6 +345,8 @@ mod tests {
         metrics.rate_limited("/api/...");
         metrics.rate_limit_table(3, 16, 5);
         metrics.rate_limit_table(4, 16, 7);
+        metrics.module_tier("big.wasm", Tier::Baseline);
+        metrics.module_tier("big.wasm", Tier::Optimized);
         let text = metrics.render(3, 2);
         for expected in [
             "wasm_cgi_requests_total{module=\"hello.wasm\",status=\"2xx\"} 1",
@@ -323,6 +354,8 @@ mod tests {
             "wasm_cgi_shutdown_refusals_total 0",
             "wasm_cgi_timeouts_total 1",
             "wasm_cgi_module_failures_total{module=\"trap.wasm\",kind=\"trap\"} 1",
+            "wasm_cgi_module_tier{module=\"big.wasm\",tier=\"cranelift\"} 1",
+            "wasm_cgi_module_tier{module=\"big.wasm\",tier=\"winch\"} 0",
             "wasm_cgi_fuel_consumed_total{module=\"spin.wasm\"} 1000",
             "wasm_cgi_queue_depth 3",
             "wasm_cgi_compilations 2",

@@ -24,4 +24,5 @@ mod run_command;
 mod scripts;
 mod streaming;
 mod support;
+mod tiering;
 mod wagi;
