@@ -2,13 +2,14 @@
 //! without a restart. Filesystem notifications trigger a rescan at once, and
 //! a periodic rescan catches what notifications miss (network filesystems,
 //! a watcher that could not start). A changed file is loaded only once it has
-//! stopped changing (so a half-written file never is), and it replaces the
+//! stopped changing (so a half-written file never is), or at once when it
+//! was renamed into the folder (it is whole then), and it replaces the
 //! running version only if it loads: a broken replacement is logged and the
 //! old version keeps serving.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::Watcher as _;
@@ -18,7 +19,10 @@ use super::{Fingerprint, LoadOptions, ModuleRegistry, load_file, module_files};
 use crate::runtime::{Program, Sandbox};
 
 /// How long a file must keep the same size and modification time before it
-/// is loaded.
+/// is loaded, unless it was renamed into the folder (then it is loaded at
+/// once: whoever renames a file in has finished writing it, as `mv`, rsync
+/// and atomic deployers do; a writer closing a file proves nothing, it may
+/// open it again to append).
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// How often the folder is rescanned without any notification.
@@ -40,10 +44,22 @@ pub async fn watch(
     on_load: impl Fn(&str, Duration) + Send + 'static,
 ) {
     let (nudge, mut nudged) = mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Only changes: the scan's own reads of the folder are events too.
-        if event.is_ok_and(|event| !event.kind.is_access()) {
-            let _ = nudge.try_send(());
+    let whole = Arc::new(Mutex::new(HashSet::new()));
+    let watcher = notify::recommended_watcher({
+        let whole = whole.clone();
+        move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            let finished = finished_file(&event);
+            if let Some(name) = &finished {
+                whole
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(name.clone());
+            }
+            // Only changes: the scan's own reads of the folder are events too.
+            if !event.kind.is_access() {
+                let _ = nudge.try_send(());
+            }
         }
     })
     .and_then(|mut watcher| {
@@ -70,6 +86,7 @@ pub async fn watch(
         options,
         pending: HashMap::new(),
         failed: HashMap::new(),
+        whole,
     };
     loop {
         tokio::select! {
@@ -77,7 +94,11 @@ pub async fn watch(
             () = tokio::time::sleep(POLL_INTERVAL) => {}
         }
         while let Some(wait) = scanner.scan(&on_load).await {
-            tokio::time::sleep(wait).await;
+            // A file renamed in meanwhile needs no more wait.
+            tokio::select! {
+                _ = nudged.recv() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 }
@@ -93,6 +114,21 @@ struct Scanner {
     pending: HashMap<String, (Fingerprint, Instant)>,
     /// Files that failed to load as they are now: not retried until they change.
     failed: HashMap<String, Fingerprint>,
+    /// Files renamed into the folder since the last scan: they are whole
+    /// and need not settle.
+    whole: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The file name an event says is whole: renamed into the folder.
+fn finished_file(event: &notify::Event) -> Option<String> {
+    use notify::EventKind;
+    use notify::event::{ModifyKind, RenameMode};
+    match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            event.paths.last()?.file_name()?.to_str().map(str::to_owned)
+        }
+        _ => None,
+    }
 }
 
 impl Scanner {
@@ -107,6 +143,12 @@ impl Scanner {
             }
         };
         let mut settling = false;
+        let whole = std::mem::take(
+            &mut *self
+                .whole
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         for (name, path) in &files {
             let Ok(now) = Fingerprint::of(path) else {
                 continue;
@@ -116,8 +158,13 @@ impl Scanner {
                 self.pending.remove(name);
                 continue;
             }
+            let is_whole = whole.contains(name);
             match self.pending.get(name) {
                 Some((seen, since)) if *seen == now && since.elapsed() >= SETTLE => {
+                    self.pending.remove(name);
+                    self.load(name, path, current.is_some(), on_load).await;
+                }
+                _ if is_whole => {
                     self.pending.remove(name);
                     self.load(name, path, current.is_some(), on_load).await;
                 }
