@@ -224,7 +224,7 @@ impl ServeCommand {
 
     /// Runs the server until SIGTERM or SIGINT.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        logging::init(self.log_format, "info");
+        let _log = logging::init_background(self.log_format, "info");
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
         let settings = self.resolve(|name| std::env::var(name).ok(), &cwd)?;
         let runtime =

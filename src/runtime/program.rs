@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
-use wasmtime::{Engine, InstancePre, Store, Trap};
+use wasmtime::{Engine, Extern, InstancePre, ModuleExport, Store, Trap, TypedFunc};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiView as _};
@@ -68,10 +68,20 @@ impl std::fmt::Display for ProgramKind {
     }
 }
 
+/// A core module linked against WASI preview 1, its `_start` found once.
+#[derive(Clone)]
+pub(crate) struct LinkedModule {
+    /// The module, linked.
+    pub(crate) pre: InstancePre<Host>,
+    /// Where its `_start` is (checked at link time to take and return
+    /// nothing): no lookup by name and no type check per run.
+    pub(crate) start: ModuleExport,
+}
+
 /// The program, linked once and ready to instantiate.
 pub(crate) enum Linked {
     /// A core module against WASI preview 1.
-    Module(InstancePre<Host>),
+    Module(LinkedModule),
     /// A command component against WASI preview 2.
     Command(CommandPre<ComponentHost>),
     /// A handler component against WASI preview 2 and wasi:http.
@@ -177,11 +187,11 @@ impl Program {
     /// taking and returning nothing. Components have no such entry points.
     pub fn has_entrypoint(&self, name: &str) -> bool {
         let code = self.code();
-        let Linked::Module(pre) = &code.linked else {
+        let Linked::Module(module) = &code.linked else {
             return false;
         };
         matches!(
-            pre.module().get_export(name),
+            module.pre.module().get_export(name),
             Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0
         )
     }
@@ -201,17 +211,15 @@ impl Program {
         let mut builder = wasi_builder(&invocation, stdio)?;
         let code = self.code();
         match &code.linked {
-            Linked::Module(pre) => {
+            Linked::Module(module) => {
                 let mut wasi = builder.build_p1();
                 wasi.ctx().table.set_max_capacity(MAX_OPEN_FILES);
                 let host = Host { wasi, limiter };
                 let (mut store, lane) = self.store(&code.engine, host, &limits)?;
-                let pre = pre.clone();
-                let entry = invocation
-                    .entrypoint
-                    .unwrap_or_else(|| COMMAND_ENTRY.to_owned());
+                let module = module.clone();
+                let entry = invocation.entrypoint;
                 Ok(Instance::new(meter.measure(limits, lane, async move {
-                    let result = call_module(&pre, &mut store, &entry).await;
+                    let result = call_module(&module, &mut store, entry.as_deref()).await;
                     (store, result)
                 })))
             }
@@ -465,15 +473,26 @@ impl Meter {
     }
 }
 
+/// Runs a module's `entry` (`None`: `_start`). A named entry point of a
+/// reactor runs after its `_initialize`.
 async fn call_module(
-    pre: &InstancePre<Host>,
+    module: &LinkedModule,
     store: &mut Store<Host>,
-    entry: &str,
+    entry: Option<&str>,
 ) -> wasmtime::Result<()> {
-    let instance = pre.instantiate_async(&mut *store).await?;
-    if entry != COMMAND_ENTRY
-        && let Some(init) = instance.get_func(&mut *store, REACTOR_INIT)
-    {
+    let instance = module.pre.instantiate_async(&mut *store).await?;
+    let Some(entry) = entry.filter(|&entry| entry != COMMAND_ENTRY) else {
+        let start = instance
+            .get_module_export(&mut *store, &module.start)
+            .and_then(Extern::into_func)
+            .ok_or_else(|| wasmtime::format_err!("the module's `{COMMAND_ENTRY}` is gone"))?;
+        // SAFETY: `start` was found in this instance's module, which was
+        // checked at link time to export it as a function taking and
+        // returning nothing.
+        let start = unsafe { TypedFunc::<(), ()>::new_unchecked(&*store, start) };
+        return start.call_async(&mut *store, ()).await;
+    };
+    if let Some(init) = instance.get_func(&mut *store, REACTOR_INIT) {
         init.typed::<(), ()>(&mut *store)?
             .call_async(&mut *store, ())
             .await?;

@@ -23,7 +23,7 @@ use super::epoch::EpochTicker;
 use super::host::{ComponentHost, Host};
 use super::limits::RunLimits;
 use super::preinit::{InitOptions, Preinitialized, Preinitializer, SNAPSHOT_RECIPE};
-use super::program::{COMMAND_ENTRY, Code, Linked, Program};
+use super::program::{COMMAND_ENTRY, Code, Linked, LinkedModule, Program};
 use super::slices::LongLane;
 use super::tiers::{Optimizer, Tier, Tiering};
 
@@ -393,8 +393,11 @@ fn link_module(compiler: &Compiler, module: &Module) -> anyhow::Result<Linked> {
         is_command,
         "not a WASI command: it exports no `{COMMAND_ENTRY}` function"
     );
+    let start = module
+        .get_export_index(COMMAND_ENTRY)
+        .context("the command's entry point has no index")?;
     let pre = compiler.linker.instantiate_pre(module)?;
-    Ok(Linked::Module(pre))
+    Ok(Linked::Module(LinkedModule { pre, start }))
 }
 
 fn link_component(compiler: &Compiler, component: &Component) -> anyhow::Result<Linked> {

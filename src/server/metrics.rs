@@ -31,7 +31,7 @@ pub struct RequestLabels {
     /// The module's file name, or `-`.
     pub module: String,
     /// `2xx`, `4xx`, `5xx`…
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// Labels of a guest that did not end with exit code 0.
@@ -218,7 +218,7 @@ impl Metrics {
     pub fn request_done(&self, module: &str, status: u16, seconds: f64) {
         let labels = RequestLabels {
             module: module.to_owned(),
-            status: format!("{}xx", status / 100),
+            status: status_class(status),
         };
         self.requests.get_or_create(&labels).inc();
         let module = ModuleLabel {
@@ -325,6 +325,17 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// A status code's class label, `1xx` to `5xx`.
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
     }
 }
 
