@@ -25,26 +25,9 @@ for _ in 1 2; do
 done
 [ "$i" -ge 10 ] || { echo "need 10 modules: run bench/run.sh first" >&2; exit 1; }
 
-# A 2 MB module: 60,000 small functions, generated with the `wasmtime`
-# package from PyPI (its wat2wasm), in a venv of its own.
-venv="${TMPDIR:-/tmp}/wasm-cgi-bench-venv"
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q wasmtime; }
-"$venv/bin/python" - "$work/big.wasm" <<'PY'
-import sys, wasmtime
-n = 60000
-funcs = "\n".join(f"(func $f{i} (param i32) (result i32) local.get 0 i32.const {i} i32.add i32.const 7 i32.mul i32.const 3 i32.xor local.get 0 i32.const {i*3} i32.sub i32.mul i32.const 11 i32.rotl)" for i in range(n))
-calls = " ".join(f"i32.const {i} call $f{i} drop" for i in range(0, n, 1000))
-wat = f"""(module
- (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
- (memory (export "memory") 1)
- (data (i32.const 16) "big\\n")
- {funcs}
- (func (export "_start")
-   (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 4))
-   {calls}
-   (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
-open(sys.argv[1], "wb").write(wasmtime.wat2wasm(wat))
-PY
+# A 2 MB module: 60,000 small functions (bench/big-module.py: wat2wasm from
+# the `wasmtime` package on PyPI, in a venv of its own).
+python3 bench/big-module.py "$work/big.wasm"
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SRV_PID/status"; }
