@@ -176,6 +176,20 @@ pub(crate) struct Preinitializer {
     linker: Arc<Linker<Host>>,
     component_linker: Arc<ComponentLinker<ComponentHost>>,
     fuel_metering: bool,
+    /// Another engine's, for a program this engine's compiler refuses
+    /// (Winch's first, Cranelift's as the fallback).
+    fallback: Option<Arc<Preinitializer>>,
+}
+
+/// The marker of a program the engine's compiler refused: another
+/// compiler may take it.
+#[derive(Debug)]
+struct NotCompiled(&'static str);
+
+impl std::fmt::Display for NotCompiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 impl Preinitializer {
@@ -210,7 +224,15 @@ impl Preinitializer {
             linker: Arc::new(linker),
             component_linker: Arc::new(component_linker),
             fuel_metering,
+            fallback: None,
         })
+    }
+
+    /// This preinitializer, handing the programs its compiler refuses to
+    /// `fallback`.
+    pub(crate) fn with_fallback(mut self, fallback: Preinitializer) -> Self {
+        self.fallback = Some(Arc::new(fallback));
+        self
     }
 
     /// Runs `function` of `wasm` (a core module or a component) once and
@@ -227,7 +249,7 @@ impl Preinitializer {
             limits.fuel.is_none() || self.fuel_metering,
             "a fuel budget needs a runtime built with fuel metering (SandboxOptions::fuel_metering)"
         );
-        std::thread::scope(|scope| {
+        let snapshot = std::thread::scope(|scope| {
             let thread = std::thread::Builder::new()
                 .name("preinit".into())
                 .spawn_scoped(scope, || {
@@ -241,7 +263,18 @@ impl Preinitializer {
             thread
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the initializer's thread panicked")))
-        })
+        });
+        match (snapshot, &self.fallback) {
+            (Err(error), Some(fallback)) if error.downcast_ref::<NotCompiled>().is_some() => {
+                tracing::info!(
+                    module = %name,
+                    "Winch cannot compile it for pre-initialization ({}): using Cranelift",
+                    error.root_cause()
+                );
+                fallback.snapshot(name, wasm, function, limits)
+            }
+            (snapshot, _) => snapshot,
+        }
     }
 
     async fn run(
@@ -323,8 +356,9 @@ impl Preinitializer {
         let (cx, instrumented) = wizer
             .instrument(wasm)
             .map_err(|error| Failure::load(error, "cannot pre-initialize this module"))?;
-        let module = Module::new(&self.engine, &instrumented)
-            .map_err(|error| Failure::load(error, "cannot compile the instrumented module"))?;
+        let module = Module::new(&self.engine, &instrumented).map_err(|error| {
+            Failure::not_compiled(error, "cannot compile the instrumented module")
+        })?;
         let instance = self
             .linker
             .instantiate_async(&mut store, &module)
@@ -366,8 +400,9 @@ impl Preinitializer {
         let (cx, instrumented) = wizer
             .instrument_component(wasm)
             .map_err(|error| Failure::load(error, "cannot pre-initialize this component"))?;
-        let component = Component::new(&self.engine, &instrumented)
-            .map_err(|error| Failure::load(error, "cannot compile the instrumented component"))?;
+        let component = Component::new(&self.engine, &instrumented).map_err(|error| {
+            Failure::not_compiled(error, "cannot compile the instrumented component")
+        })?;
         let instance = self
             .component_linker
             .instantiate_async(&mut store, &component)
@@ -400,6 +435,10 @@ enum Failure {
 impl Failure {
     fn load(error: wasmtime::Error, context: &'static str) -> Self {
         Failure::Load(anyhow::Error::from(error).context(context))
+    }
+
+    fn not_compiled(error: wasmtime::Error, context: &'static str) -> Self {
+        Failure::Load(anyhow::Error::from(error).context(NotCompiled(context)))
     }
 
     fn not_an_initializer(function: &str) -> Self {

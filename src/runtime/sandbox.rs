@@ -115,12 +115,15 @@ impl Sandbox {
             Tiering::On => Some(Optimizer::for_cores(cores)?),
             Tiering::Off | Tiering::Baseline => None,
         };
-        let preinitializer = Preinitializer::new(
-            &optimized.engine,
-            (*optimized.linker).clone(),
-            (*optimized.component_linker).clone(),
-            options.fuel_metering,
-        )?;
+        // Initializers run on Winch's code when there is a baseline tier:
+        // the program is compiled once more only to run them.
+        let optimized_init = preinitializer_of(&optimized, options.fuel_metering)?;
+        let preinitializer = match &baseline {
+            Some(baseline) => {
+                preinitializer_of(baseline, options.fuel_metering)?.with_fallback(optimized_init)
+            }
+            None => optimized_init,
+        };
         let engines: Vec<&Engine> = std::iter::once(&optimized.engine)
             .chain(baseline.as_ref().map(|baseline| &baseline.engine))
             .collect();
@@ -426,6 +429,16 @@ fn link_component(compiler: &Compiler, component: &Component) -> anyhow::Result<
     })
 }
 
+/// The preinitializer of `compiler`'s engine.
+fn preinitializer_of(compiler: &Compiler, fuel_metering: bool) -> anyhow::Result<Preinitializer> {
+    Preinitializer::new(
+        &compiler.engine,
+        (*compiler.linker).clone(),
+        (*compiler.component_linker).clone(),
+        fuel_metering,
+    )
+}
+
 /// Why a compile failed: making the bytes to compile (the initializer) or
 /// compiling them.
 enum Refusal {
@@ -514,10 +527,17 @@ const TABLES_PER_SLOT: u32 = 8;
 /// of its own (a request takes a slot in the pool of the code it runs).
 fn build_engine(options: &SandboxOptions, tier: Tier) -> anyhow::Result<Engine> {
     let mut config = Config::new();
-    config.strategy(match tier {
-        Tier::Baseline => Strategy::Winch,
-        Tier::Optimized => Strategy::Cranelift,
-    });
+    match tier {
+        Tier::Baseline => {
+            config.strategy(Strategy::Winch);
+            // The baseline serves for seconds: its traps name functions
+            // without wasm offsets, for a tenth less compile time.
+            config.generate_address_map(false);
+        }
+        Tier::Optimized => {
+            config.strategy(Strategy::Cranelift);
+        }
+    }
     config.epoch_interruption(true);
     config.consume_fuel(options.fuel_metering);
     let Some(instances) = options.max_instances else {
@@ -569,6 +589,100 @@ mod tests {
             .map(|i| format!("{module} (core instance $i{i} (instantiate {i}))"))
             .collect();
         wat::parse_str(format!("(component {parts})")).unwrap()
+    }
+
+    fn hello_command() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 16) "hi\n")
+                 (func (export "_start")
+                   (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
+                   (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        )
+        .unwrap()
+    }
+
+    async fn wait_for_tier(program: &Program, tier: Tier) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while program.tier() != tier {
+            assert!(Instant::now() < deadline, "never reached {tier}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tiered_program_starts_on_winch_then_runs_cranelifts_code() {
+        let cache = tempfile::tempdir().unwrap();
+        let options = || SandboxOptions {
+            tiering: Tiering::On,
+            cache: ModuleCache::open(Some(cache.path().join("c"))),
+            ..SandboxOptions::default()
+        };
+        let sandbox = Sandbox::new(options()).unwrap();
+        let program = sandbox.load("hi.wasm", &hello_command()).unwrap();
+        assert_eq!(program.tier(), Tier::Baseline);
+        let run = program.run_captured(Default::default()).await.unwrap();
+        assert_eq!(&run.stdout[..], b"hi\n");
+        wait_for_tier(&program, Tier::Optimized).await;
+        let run = program.run_captured(Default::default()).await.unwrap();
+        assert_eq!(&run.stdout[..], b"hi\n");
+        assert_eq!(sandbox.compilations(), 2, "one compile per tier");
+
+        // A restart finds Cranelift's code in the cache: nothing compiles.
+        let restarted = Sandbox::new(options()).unwrap();
+        let program = restarted.load("hi.wasm", &hello_command()).unwrap();
+        assert_eq!(program.tier(), Tier::Optimized);
+        assert_eq!(restarted.compilations(), 0);
+    }
+
+    #[test]
+    fn a_module_winch_refuses_is_pre_initialized_and_served_by_cranelift() {
+        // A tail call: Cranelift compiles it, Winch does not.
+        let wasm = wat::parse_str(
+            r#"(module
+                 (global $state (mut i32) (i32.const 0))
+                 (func $set (global.set $state (i32.const 7)))
+                 (func (export "wizer.initialize") return_call $set)
+                 (func (export "_start")))"#,
+        )
+        .unwrap();
+        let sandbox = Sandbox::new(SandboxOptions {
+            tiering: Tiering::On,
+            ..SandboxOptions::default()
+        })
+        .unwrap();
+        let program = sandbox.load("tail.wasm", &wasm).unwrap();
+        assert_eq!(program.tier(), Tier::Optimized);
+        let preinitialized = program.preinitialized().expect("pre-initialized");
+        assert_eq!(preinitialized.function, "wizer.initialize");
+    }
+
+    #[tokio::test]
+    async fn a_run_in_flight_keeps_the_code_it_started_with() {
+        let sandbox = Sandbox::new(SandboxOptions {
+            tiering: Tiering::On,
+            ..SandboxOptions::default()
+        })
+        .unwrap();
+        let program = sandbox.load("hi.wasm", &hello_command()).unwrap();
+        let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1024);
+        let started = program
+            .start(
+                Default::default(),
+                super::super::Stdio {
+                    stdout: super::super::Output::Capture(stdout.clone()),
+                    stderr: super::super::Output::Discard,
+                },
+            )
+            .unwrap();
+        wait_for_tier(&program, Tier::Optimized).await;
+        assert!(
+            started.await.exit.is_success(),
+            "Winch's code ran to its end"
+        );
+        assert_eq!(&stdout.contents()[..], b"hi\n");
     }
 
     #[tokio::test]
