@@ -23,10 +23,12 @@ deploy/validate.sh
 WASM_CGI_CPYTHON="$(scripts/fetch-cpython.sh)"
 export WASM_CGI_CPYTHON
 cargo test --locked
-# The meta-variable and streaming tests again on each tier alone: Winch's
-# code (`baseline`) and Cranelift's (`off`) must answer alike.
+# The meta-variable, streaming, error and limit tests again on each tier
+# alone: Winch's code (`baseline`) and Cranelift's (`off`) must answer,
+# trap and stop alike.
 for tiering in baseline off; do
-    TIERING=$tiering cargo test --locked --test integration -- meta_variables:: streaming::
+    TIERING=$tiering cargo test --locked --test integration -- \
+        meta_variables:: streaming:: errors:: limits::
 done
 # The container images, built from the static binary and run for real with
 # podman (installed when missing; needs root): see docs/DEPLOYING.md.
