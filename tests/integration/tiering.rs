@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{PROGRAMS, Server, client, get_text, parse_env};
+use crate::support::{PROGRAMS, Server, client, get_text, parse_env, post_text};
 
 /// A CGI module of `functions` small functions (about 35 bytes each) whose
 /// `_start` calls some of them and prints `big`. Its size makes Cranelift
@@ -218,15 +218,7 @@ async fn both_tiers_give_the_same_answers() {
         ] {
             env.remove(varying);
         }
-        let counted = client()
-            .post(server.cgi("wc.wasm"))
-            .body("one two\nthree\n")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let counted = post_text(&server.cgi("wc.wasm"), "one two\nthree\n").await;
         let lines = get_text(&server.cgi("slow-lines.wasm?3+10")).await;
         answers.push((env, counted, lines));
     }
