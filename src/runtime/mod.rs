@@ -47,6 +47,7 @@ mod outbound;
 mod output;
 mod preinit;
 mod printable;
+mod priority;
 mod program;
 mod sandbox;
 mod slices;

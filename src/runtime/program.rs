@@ -423,11 +423,11 @@ struct Meter {
 impl Meter {
     /// Runs `call` (which gives its store back with its result) under
     /// `limits.timeout`, timed from its first poll; then how it ended.
-    async fn measure<T: Limited>(
+    async fn measure<T: Limited + Send + 'static>(
         mut self,
         limits: RunLimits,
         lane: LaneHandle,
-        call: impl Future<Output = (Store<T>, wasmtime::Result<()>)>,
+        call: impl Future<Output = (Store<T>, wasmtime::Result<()>)> + Send + 'static,
     ) -> Outcome {
         self.started = Instant::now();
         match tokio::time::timeout(limits.timeout, lane.drive(call)).await {

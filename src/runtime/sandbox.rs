@@ -135,7 +135,7 @@ impl Sandbox {
             compilations: Arc::default(),
             preinitializer,
             optimizer,
-            lane: LongLane::new(cores),
+            lane: LongLane::low_priority(cores),
             _ticker: Arc::new(ticker),
         })
     }

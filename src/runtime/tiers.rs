@@ -11,6 +11,11 @@
 
 use std::sync::Arc;
 
+use super::priority::lower_priority;
+
+/// The optimizer threads' nice value: the lowest priority there is.
+const OPTIMIZER_NICE: i32 = 19;
+
 /// Which compiler made the code a program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tier {
@@ -67,7 +72,7 @@ impl Optimizer {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("optimizer-{i}"))
-            .start_handler(|_| lower_priority())
+            .start_handler(|_| lower_priority(OPTIMIZER_NICE))
             .build()?;
         Ok(Self {
             pool: Arc::new(pool),
@@ -87,23 +92,6 @@ impl Optimizer {
     }
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19): the
-/// scheduler runs it on time no other thread wants.
-fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread; on Linux a nice
-    // value is per thread, named by its thread id.
-    let result = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
-    };
-    if result != 0 {
-        tracing::debug!(
-            "cannot lower the optimizer's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,14 +100,7 @@ mod tests {
     fn optimizer_threads_run_at_the_lowest_priority() {
         let optimizer = Optimizer::new(1).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
-        optimizer.submit(move || {
-            // SAFETY: reads the calling thread's nice value.
-            let nice = unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::getpriority(libc::PRIO_PROCESS, tid)
-            };
-            sender.send(nice).unwrap();
-        });
+        optimizer.submit(move || sender.send(super::super::priority::nice()).unwrap());
         assert_eq!(receiver.recv().unwrap(), 19);
     }
 
